@@ -1,0 +1,6 @@
+//! Fuzzes the blob decoder (see `cairn::fuzzing`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cairn::fuzzing::blob(data);
+});

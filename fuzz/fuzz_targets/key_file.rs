@@ -1,0 +1,6 @@
+//! Fuzzes the key_file decoder (see `cairn::fuzzing`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cairn::fuzzing::key_file(data);
+});

@@ -1,0 +1,447 @@
+//! The snapshot pipeline: walk the selected paths, store changed files'
+//! chunks through a `BlobSaver`, store trees bottom-up, and write the
+//! snapshot last.
+//!
+//! Files whose size, mtime, ctime and inode match the parent snapshot's entry
+//! are not opened: their blob list is reused. Entries that vanish or cannot
+//! be read are reported through `Progress` and skipped; the snapshot is still
+//! written and `ArchiveOutcome::errors` tells the caller (exit code 3).
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::blob::BlobKind;
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::progress::Progress;
+use crate::repository::saver::SaverOptions;
+use crate::repository::{BlobSaver, Repository};
+use crate::snapshot::{Snapshot, Summary};
+use crate::tree::{ContentRef, Node, NodeKind, Tree};
+use crate::walker::filter::Decision;
+use crate::walker::{self, IdNames, Selection};
+
+pub struct SnapshotOptions {
+    pub paths: Vec<PathBuf>,
+    pub selection: Selection,
+    /// Rule texts, recorded in the snapshot for reference.
+    pub excludes: Vec<String>,
+    pub hostname: String,
+    pub username: String,
+    pub tags: Vec<String>,
+    pub time: Option<DateTime<FixedOffset>>,
+    /// `Some(None)`: no parent; `None`: pick the latest matching snapshot.
+    pub parent: Option<Option<SnapshotId>>,
+    pub saver: SaverOptions,
+}
+
+/// A file or directory that could not be backed up.
+#[derive(Debug, Clone)]
+pub struct EntryError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+pub struct ArchiveOutcome {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+    pub errors: Vec<EntryError>,
+}
+
+/// A node of the virtual tree above the source paths (`/`, `/home`, ...).
+#[derive(Default)]
+struct PathTrie {
+    children: BTreeMap<Vec<u8>, PathTrie>,
+    /// This node is one of the source paths: archive it whole.
+    is_source: bool,
+}
+
+impl PathTrie {
+    fn insert(&mut self, path: &Path) {
+        let mut node = self;
+        for part in path.components().skip(1) {
+            node = node
+                .children
+                .entry(part.as_os_str().as_bytes().to_vec())
+                .or_default();
+        }
+        node.is_source = true;
+    }
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    saver: BlobSaver,
+    selection: &'a Selection,
+    progress: &'a dyn Progress,
+    names: IdNames,
+    summary: Summary,
+    errors: Vec<EntryError>,
+    root_device: u64,
+}
+
+/// Picks the snapshot to compare against: the latest one with the same
+/// host and the same set of paths.
+fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option<SnapshotId>> {
+    let mut wanted = paths.to_vec();
+    wanted.sort();
+    let found = repo
+        .list_snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| {
+            let mut p = s.paths.clone();
+            p.sort();
+            s.hostname == host && p == wanted
+        })
+        .map(|(id, _)| id);
+    Ok(found)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    // Normalise `..` and `.` lexically; symlinks in the source path itself
+    // are kept as given, as the user named them.
+    let mut out = PathBuf::new();
+    for part in abs.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a snapshot of `options.paths` into `repo`.
+pub fn snapshot(
+    repo: &Repository,
+    options: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<ArchiveOutcome> {
+    let _run = repo.start_run()?;
+    // Re-read the index now that the run is announced: a prune that marked
+    // packs obsolete before this point is seen, one after it waits for us.
+    repo.sync_index()?;
+    repo.adopt_orphan_packs()?;
+    let started = Instant::now();
+    let start_time = chrono::Local::now().fixed_offset();
+    let mut sources = Vec::new();
+    for path in &options.paths {
+        let abs = absolute(path)?;
+        abs.symlink_metadata().map_err(|e| Error::io(&abs, e))?;
+        sources.push(abs);
+    }
+    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let parent_id = match &options.parent {
+        Some(choice) => *choice,
+        None => find_parent(repo, &options.hostname, &paths)?,
+    };
+    let parent_tree = match &parent_id {
+        Some(id) => Some(repo.load_tree(&repo.load_snapshot(id)?.tree)?),
+        None => None,
+    };
+    let mut trie = PathTrie::default();
+    for source in &sources {
+        trie.insert(source);
+    }
+    let root_device = sources
+        .first()
+        .and_then(|p| p.symlink_metadata().ok())
+        .map_or(0, |m| m.dev());
+    let mut archiver = Archiver {
+        repo,
+        saver: repo.blob_saver(options.saver.clone()),
+        selection: &options.selection,
+        progress,
+        names: IdNames::default(),
+        summary: Summary::default(),
+        errors: Vec::new(),
+        root_device,
+    };
+    let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
+    let Archiver {
+        saver,
+        mut summary,
+        errors,
+        ..
+    } = archiver;
+    let stats = saver.finish()?;
+    summary.blobs_added = stats.blobs_added;
+    summary.added_plain_bytes = stats.added_plain_bytes;
+    summary.added_stored_bytes = stats.added_stored_bytes;
+    summary.uploaded_bytes = stats.uploaded_bytes;
+    summary.errors = errors.len() as u64;
+    summary.start_time = start_time.to_rfc3339();
+    summary.end_time = chrono::Local::now().fixed_offset().to_rfc3339();
+    summary.duration_secs = started.elapsed().as_secs_f64();
+    let snapshot = Snapshot {
+        time: options.time.unwrap_or(start_time),
+        tree: root_tree,
+        paths,
+        hostname: options.hostname.clone(),
+        username: options.username.clone(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        tags: options.tags.clone(),
+        parent: parent_id.map(|id| id.to_hex()),
+        excludes: options.excludes.clone(),
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    Ok(ArchiveOutcome {
+        id,
+        snapshot,
+        errors,
+    })
+}
+
+fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Option<Tree> {
+    let node = parent?.find(name)?;
+    if node.kind != NodeKind::Dir {
+        return None;
+    }
+    // An unreadable parent tree only costs speed: files are re-read.
+    repo.load_tree(node.subtree.as_ref()?).ok()
+}
+
+fn unchanged(old: &Node, meta: &Metadata) -> bool {
+    old.kind == NodeKind::File
+        && old.size == meta.len()
+        && old.inode == meta.ino()
+        && (old.mtime.secs, i64::from(old.mtime.nanos)) == (meta.mtime(), meta.mtime_nsec())
+        && (old.ctime.secs, i64::from(old.ctime.nanos)) == (meta.ctime(), meta.ctime_nsec())
+}
+
+impl Archiver<'_> {
+    fn report(&mut self, path: &Path, message: String) {
+        self.progress.error(path, &message);
+        self.errors.push(EntryError {
+            path: path.to_path_buf(),
+            message,
+        });
+    }
+
+    /// A directory above (or at) the source paths.
+    fn virtual_dir(&mut self, path: &Path, trie: &PathTrie, parent: Option<&Tree>) -> Result<BlobId> {
+        let mut tree = Tree::default();
+        for (name, child) in &trie.children {
+            let name_os = OsStr::from_bytes(name);
+            let child_path = path.join(name_os);
+            let meta = match child_path.symlink_metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    self.report(&child_path, e.to_string());
+                    continue;
+                }
+            };
+            let old_subtree = parent_subtree(self.repo, parent, name);
+            if child.is_source {
+                if let Some(node) = self.entry(name_os, &child_path, &meta, parent, true)? {
+                    tree.nodes.push(node);
+                }
+                continue;
+            }
+            let mut node = match walker::node_from_metadata(name_os, &child_path, &meta, &mut self.names) {
+                Ok(node) => node,
+                Err(e) => {
+                    self.report(&child_path, e.to_string());
+                    continue;
+                }
+            };
+            node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
+            tree.nodes.push(node);
+        }
+        self.save_tree(tree)
+    }
+
+    fn save_tree(&mut self, mut tree: Tree) -> Result<BlobId> {
+        tree.sort();
+        let (id, _) = self.saver.save(BlobKind::Tree, tree.encode())?;
+        Ok(id)
+    }
+
+    /// Archives one entry. `None` when it was skipped (excluded, vanished,
+    /// or a scanned directory with nothing selected below it).
+    fn entry(
+        &mut self,
+        name: &OsStr,
+        path: &Path,
+        meta: &Metadata,
+        parent: Option<&Tree>,
+        is_source: bool,
+    ) -> Result<Option<Node>> {
+        let is_dir = meta.is_dir();
+        let decision = if is_source {
+            Decision::Include
+        } else {
+            self.selection.decide(path, is_dir)
+        };
+        if decision == Decision::Exclude || self.selection.excludes_by_size(meta) {
+            return Ok(None);
+        }
+        if is_dir && !is_source && self.selection.excludes_dir_by_contents(path) {
+            return Ok(None);
+        }
+        if !is_dir && decision == Decision::Scan {
+            return Ok(None);
+        }
+        let mut node = match walker::node_from_metadata(name, path, meta, &mut self.names) {
+            Ok(node) => node,
+            Err(e) => {
+                self.report(path, e.to_string());
+                return Ok(None);
+            }
+        };
+        let old = parent.and_then(|t| t.find(name.as_bytes()));
+        self.summary.source_entries += 1;
+        match node.kind {
+            NodeKind::Dir => {
+                let other_fs = self.selection.one_file_system && meta.dev() != self.root_device;
+                let old_tree = parent_subtree(self.repo, parent, name.as_bytes());
+                let (subtree, selected) = if other_fs {
+                    (self.save_tree(Tree::default())?, 0)
+                } else {
+                    self.dir(path, old_tree.as_ref())?
+                };
+                if decision == Decision::Scan && selected == 0 {
+                    self.summary.source_entries -= 1;
+                    return Ok(None);
+                }
+                match old.and_then(|o| o.subtree) {
+                    None => self.summary.dirs_new += 1,
+                    Some(old_id) if old_id == subtree => self.summary.dirs_unchanged += 1,
+                    Some(_) => self.summary.dirs_changed += 1,
+                }
+                node.subtree = Some(subtree);
+            }
+            NodeKind::File => {
+                if !self.file(path, meta, old, &mut node)? {
+                    self.summary.source_entries -= 1;
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    /// Archives a directory's selected entries; returns the tree id and how
+    /// many entries were selected.
+    fn dir(&mut self, path: &Path, parent: Option<&Tree>) -> Result<(BlobId, usize)> {
+        let entries = match walker::read_dir_sorted(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.report(path, format!("cannot read directory: {e}"));
+                return Ok((self.save_tree(Tree::default())?, 0));
+            }
+        };
+        let mut tree = Tree::default();
+        let mut seen: Vec<OsString> = Vec::with_capacity(entries.len());
+        for (name, meta) in entries {
+            let child = path.join(&name);
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(e) => {
+                    self.report(&child, e.to_string());
+                    continue;
+                }
+            };
+            seen.push(name.clone());
+            if let Some(node) = self.entry(&name, &child, &meta, parent, false)? {
+                tree.nodes.push(node);
+            }
+        }
+        if let Some(parent) = parent {
+            self.count_deleted(parent, &tree);
+        }
+        let selected = tree.nodes.len();
+        Ok((self.save_tree(tree)?, selected))
+    }
+
+    fn count_deleted(&mut self, parent: &Tree, now: &Tree) {
+        for old in &parent.nodes {
+            if now.find(&old.name).is_none() {
+                match old.kind {
+                    NodeKind::Dir => self.summary.dirs_deleted += 1,
+                    NodeKind::File => {
+                        self.summary.files_deleted += 1;
+                        self.summary.deleted_bytes += old.size;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Fills a file node's content. `false` when the file could not be read.
+    fn file(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>, node: &mut Node) -> Result<bool> {
+        self.summary.source_bytes += meta.len();
+        if let Some(old) = old.filter(|o| unchanged(o, meta)) {
+            node.content = old.content.clone();
+            self.summary.files_unchanged += 1;
+            self.progress.file_done(path, meta.len(), false);
+            return Ok(true);
+        }
+        let content = match self.read_file(path) {
+            Ok(Ok(content)) => content,
+            Ok(Err(e)) => {
+                self.summary.source_bytes -= meta.len();
+                self.report(path, e.to_string());
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let size: u64 = content.iter().map(|c| u64::from(c.1)).sum();
+        node.size = size;
+        node.content = content;
+        self.summary.read_bytes += size;
+        if old.is_some_and(|o| o.kind == NodeKind::File) {
+            self.summary.files_changed += 1;
+            self.summary.changed_bytes += size;
+        } else {
+            self.summary.files_new += 1;
+            self.summary.new_bytes += size;
+        }
+        self.progress.file_done(path, size, true);
+        Ok(true)
+    }
+
+    /// Outer error: the repository failed (abort). Inner error: the file
+    /// could not be read (report and skip).
+    fn read_file(&mut self, path: &Path) -> Result<std::io::Result<Vec<ContentRef>>> {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(e)),
+        };
+        let config = self.repo.config();
+        let chunker = Chunker::new(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            config.chunker,
+            self.repo.key().chunker_seed(),
+        );
+        let mut content = Vec::new();
+        for chunk in chunker {
+            let data = match chunk {
+                Ok(data) => data,
+                Err(e) => return Ok(Err(e)),
+            };
+            let len = data.len() as u32;
+            self.progress.bytes_read(u64::from(len));
+            let (id, _) = self.saver.save(BlobKind::Data, data)?;
+            content.push(ContentRef(id, len));
+        }
+        Ok(Ok(content))
+    }
+}

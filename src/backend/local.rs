@@ -1,0 +1,189 @@
+//! The `local:` backend: a repository in a directory.
+//!
+//! Object names map to relative paths. Writes go to a temporary file in the
+//! same directory, are fsynced, renamed into place and the directory is
+//! fsynced, so an object is either wholly present or absent after a crash.
+//! Temporary files start with `.tmp-` and are invisible to `list`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::backend::{Backend, Error, ErrorKind, ObjectInfo, Result};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, name: &str) -> Result<PathBuf> {
+        let valid = !name.is_empty()
+            && !name.starts_with('/')
+            && name
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !valid {
+            return Err(Error::new(ErrorKind::Other, name, "invalid object name"));
+        }
+        Ok(self.root.join(name))
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn is_temporary(file_name: &str) -> bool {
+    file_name.starts_with(".tmp-")
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        format!("local:{}", self.root.display())
+    }
+
+    fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(|e| Error::from_io(self.location(), e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // Walk only the directory the prefix points into, so listing
+        // "snapshots/" never touches data/.
+        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(dir_part)
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![(start, dir_part.to_string())];
+        while let Some((dir, rel)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::from_io(dir.display().to_string(), e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::from_io(dir.display().to_string(), e))?;
+                let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if is_temporary(&file_name) {
+                    continue;
+                }
+                let name = if rel.is_empty() {
+                    file_name
+                } else {
+                    format!("{rel}/{file_name}")
+                };
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| Error::from_io(name.clone(), e))?;
+                if meta.is_dir() {
+                    if prefix.starts_with(&format!("{name}/")) || name.starts_with(prefix) {
+                        stack.push((entry.path(), name));
+                    }
+                } else if name.starts_with(prefix) {
+                    out.push(ObjectInfo {
+                        name,
+                        size_bytes: meta.len(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        fs::read(self.path_of(name)?).map_err(|e| Error::from_io(name, e))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let mut file = File::open(self.path_of(name)?).map_err(|e| Error::from_io(name, e))?;
+        let size = file.metadata().map_err(|e| Error::from_io(name, e))?.len();
+        let end = offset.checked_add(length);
+        if end.is_none_or(|end| end > size) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                name,
+                format!("range {offset}+{length} is beyond the object's {size} bytes"),
+            ));
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::from_io(name, e))?;
+        let mut buf = vec![0u8; length as usize];
+        file.read_exact(&mut buf)
+            .map_err(|e| Error::from_io(name, e))?;
+        Ok(buf)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path_of(name)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| Error::new(ErrorKind::Other, name, "object has no parent directory"))?;
+        fs::create_dir_all(dir).map_err(|e| Error::from_io(name, e))?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            hex::encode(rand::random::<[u8; 8]>())
+        ));
+        let result = (|| -> std::io::Result<()> {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::from_io(name, e));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.path_of(name)?;
+        fs::remove_file(&path).map_err(|e| Error::from_io(name, e))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).map_err(|e| Error::from_io(name, e))?;
+        }
+        Ok(())
+    }
+
+    fn stat(&self, name: &str) -> Result<u64> {
+        let meta = fs::metadata(self.path_of(name)?).map_err(|e| Error::from_io(name, e))?;
+        Ok(meta.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("repo"));
+        crate::backend::conformance::run_all(&backend);
+    }
+
+    #[test]
+    fn rejects_names_escaping_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        for name in ["../x", "/etc/passwd", "a//b", "a/./b", ""] {
+            let err = backend.write(name, b"x").unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Other, "{name}");
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! `verify`: proves a repository is intact, and says exactly what is not.
+//!
+//! The structure check reads no file contents: config and keys open; every
+//! index entry points into an existing pack of the recorded size; pack
+//! headers agree with the index; every snapshot's trees decode and every
+//! blob they reference is indexed. `read_data` additionally downloads packs,
+//! checks their hash, and decrypts and re-hashes every blob. Every problem
+//! is collected (not only the first), and damaged blobs are traced back to
+//! the snapshots and file paths that need them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::blob::{self, BlobKind};
+use crate::error::Result;
+use crate::id::{content_hash, BlobId, PackId};
+use crate::index::IndexedPack;
+use crate::pack;
+use crate::repository::config::KeyFile;
+use crate::repository::Repository;
+use crate::tree::NodeKind;
+
+/// Which packs `read_data` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DataSubset {
+    None,
+    All,
+    /// Slice `n` of `m` (1-based): packs whose position in id order is
+    /// `n-1` modulo `m`. `m` runs with n = 1..m cover everything.
+    Slice { n: u32, m: u32 },
+    /// A random share of the packs, 0.0..=1.0.
+    Fraction(f64),
+}
+
+impl std::str::FromStr for DataSubset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("percentage {s:?} out of range"));
+            }
+            return Ok(DataSubset::Fraction(v / 100.0));
+        }
+        let (n, m) = s.split_once('/').ok_or_else(|| format!("invalid subset {s:?}: use N/M or P%"))?;
+        let n: u32 = n.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
+        let m: u32 = m.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
+        if m == 0 || n == 0 || n > m {
+            return Err(format!("invalid subset {s:?}: need 1 <= N <= M"));
+        }
+        Ok(DataSubset::Slice { n, m })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The object at fault ("pack 3f2a91c0", "index/…", "snapshot 1a2b3c4d").
+    pub object: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Affected {
+    pub snapshot: String,
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub blobs_checked: u64,
+    pub problems: Vec<Problem>,
+    /// Packs present but named by no index (a run in progress, or a crash).
+    pub unreferenced_packs: Vec<String>,
+    pub affected: Vec<Affected>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn problem(&mut self, object: impl Into<String>, message: impl ToString) {
+        self.problems.push(Problem {
+            object: object.into(),
+            message: message.to_string(),
+        });
+    }
+}
+
+/// Collects the live index, reporting unreadable index files.
+fn load_index(repo: &Repository, report: &mut Report) -> Result<Vec<IndexedPack>> {
+    let mut files = Vec::new();
+    let mut superseded = HashSet::new();
+    for id in repo.list_index_files()? {
+        match repo.load_index_file(&id) {
+            Ok(f) => {
+                superseded.extend(f.supersedes.iter().copied());
+                files.push((id, f));
+            }
+            Err(e) => report.problem(id.object_name(), e),
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut packs = Vec::new();
+    for (id, f) in files {
+        if superseded.contains(&id) {
+            continue;
+        }
+        packs.extend(f.packs.into_iter().filter(|p| seen.insert(p.id)));
+    }
+    for (_, marker) in repo.list_obsolete().unwrap_or_default() {
+        packs.extend(marker.packs.into_iter().filter(|p| seen.insert(p.id)));
+    }
+    Ok(packs)
+}
+
+fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
+    for object in repo.backend().list("keys/")? {
+        match repo.backend().read(&object.name) {
+            Ok(bytes) => {
+                if let Err(e) = KeyFile::decode(&bytes) {
+                    report.problem(&object.name, e);
+                } else if content_hash(&bytes).to_vec() != hex::decode(object.name.trim_start_matches("keys/")).unwrap_or_default() {
+                    report.problem(&object.name, "contents do not match the name");
+                }
+            }
+            Err(e) => report.problem(&object.name, e),
+        }
+    }
+    Ok(())
+}
+
+/// Compares each pack's existence, size and header with the index.
+fn check_packs(repo: &Repository, packs: &[IndexedPack], report: &mut Report) -> Result<()> {
+    let present: HashMap<String, u64> = repo
+        .backend()
+        .list("data/")?
+        .into_iter()
+        .map(|o| (o.name, o.size_bytes))
+        .collect();
+    let indexed: HashSet<String> = packs.iter().map(|p| p.id.object_name()).collect();
+    let mut unreferenced: Vec<String> = present.keys().filter(|n| !indexed.contains(*n)).cloned().collect();
+    unreferenced.sort();
+    report.unreferenced_packs = unreferenced;
+    let results: Vec<Vec<Problem>> = packs
+        .par_iter()
+        .map(|p| check_one_pack(repo, p, present.get(&p.id.object_name()).copied()))
+        .collect();
+    for problems in results {
+        report.problems.extend(problems);
+    }
+    report.packs = packs.len() as u64;
+    Ok(())
+}
+
+fn check_one_pack(repo: &Repository, p: &IndexedPack, size: Option<u64>) -> Vec<Problem> {
+    let object = format!("pack {}", p.id);
+    let problem = |message: String| vec![Problem { object: object.clone(), message }];
+    let Some(size) = size else {
+        return problem("missing from the repository".into());
+    };
+    if size != p.size_bytes {
+        return problem(format!("is {size} bytes, the index says {}", p.size_bytes));
+    }
+    let name = p.id.object_name();
+    let header = repo
+        .backend()
+        .read_range(&name, size.saturating_sub(pack::TRAILER_BYTES), size.min(pack::TRAILER_BYTES))
+        .map_err(|e| e.to_string())
+        .and_then(|trailer| pack::header_range(&trailer, size).map_err(|e| e.to_string()))
+        .and_then(|(offset, len)| {
+            let sealed = repo.backend().read_range(&name, offset, len).map_err(|e| e.to_string())?;
+            pack::decode_header(repo.key(), &sealed, offset).map_err(|e| e.to_string())
+        });
+    match header {
+        Err(e) => problem(format!("header: {e}")),
+        Ok(entries) => {
+            let mut a: Vec<_> = entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
+            let mut b: Vec<_> = p.blobs.iter().map(|e| (e.id, e.offset, e.length)).collect();
+            a.sort();
+            b.sort();
+            if a != b {
+                problem("header does not agree with the index".into())
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Reads packs and checks every blob. Returns the damaged blobs.
+fn read_data(
+    repo: &Repository,
+    packs: &[IndexedPack],
+    subset: DataSubset,
+    report: &mut Report,
+) -> HashSet<(BlobKind, BlobId)> {
+    let mut sorted: Vec<&IndexedPack> = packs.iter().collect();
+    sorted.sort_by_key(|p| p.id);
+    let chosen: Vec<&IndexedPack> = match subset {
+        DataSubset::None => Vec::new(),
+        DataSubset::All => sorted,
+        DataSubset::Slice { n, m } => sorted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u64 % u64::from(m) == u64::from(n - 1))
+            .map(|(_, p)| p)
+            .collect(),
+        DataSubset::Fraction(f) => sorted.into_iter().filter(|_| rand::random::<f64>() < f).collect(),
+    };
+    let results: Vec<(Vec<Problem>, Vec<(BlobKind, BlobId)>, u64)> =
+        chosen.par_iter().map(|p| read_one_pack(repo, p)).collect();
+    report.packs_read = chosen.len() as u64;
+    let mut damaged = HashSet::new();
+    for (problems, bad, checked) in results {
+        report.problems.extend(problems);
+        damaged.extend(bad);
+        report.blobs_checked += checked;
+    }
+    damaged
+}
+
+fn read_one_pack(repo: &Repository, p: &IndexedPack) -> (Vec<Problem>, Vec<(BlobKind, BlobId)>, u64) {
+    let object = format!("pack {}", p.id);
+    let all: Vec<_> = p.blobs.iter().map(|e| (e.kind, e.id)).collect();
+    let bytes = match repo.backend().read(&p.id.object_name()) {
+        Ok(b) => b,
+        Err(e) => return (vec![Problem { object, message: e.to_string() }], all, 0),
+    };
+    let mut problems = Vec::new();
+    if PackId(content_hash(&bytes)) != p.id {
+        problems.push(Problem {
+            object: object.clone(),
+            message: "contents do not match the pack id (damaged)".into(),
+        });
+    }
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for e in &p.blobs {
+        checked += 1;
+        let range = e.offset as usize..(e.offset as usize).saturating_add(e.length as usize);
+        let result = match bytes.get(range) {
+            Some(stored) => blob::open(repo.key(), e.kind, &e.id, stored, e.plain_length as usize).map(drop).map_err(|e| e.to_string()),
+            None => Err("lies outside the pack".to_string()),
+        };
+        if let Err(message) = result {
+            problems.push(Problem {
+                object: object.clone(),
+                message: format!("{} blob {}: {message}", e.kind, e.id.short()),
+            });
+            bad.push((e.kind, e.id));
+        }
+    }
+    (problems, bad, checked)
+}
+
+/// Walks every snapshot; reports undecodable trees and unindexed blobs, and
+/// returns, per snapshot, the paths whose blobs are missing or damaged.
+fn check_snapshots(
+    repo: &Repository,
+    indexed: &HashSet<(BlobKind, BlobId)>,
+    damaged: &HashSet<(BlobKind, BlobId)>,
+    report: &mut Report,
+) -> Result<()> {
+    let ids = repo.list_snapshot_ids()?;
+    report.snapshots = ids.len() as u64;
+    let mut reported_missing: BTreeSet<(BlobKind, BlobId)> = BTreeSet::new();
+    let mut trees_seen: HashMap<BlobId, bool> = HashMap::new();
+    for id in ids {
+        let snap = match repo.load_snapshot(&id) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problem(format!("snapshot {}", id.short()), e);
+                continue;
+            }
+        };
+        let mut walk = Walk {
+            repo,
+            indexed,
+            damaged,
+            report,
+            reported_missing: &mut reported_missing,
+            trees_seen: &mut trees_seen,
+            affected: BTreeSet::new(),
+        };
+        walk.tree(&snap.tree, Path::new("/"));
+        let affected = std::mem::take(&mut walk.affected);
+        if !affected.is_empty() {
+            report.affected.push(Affected {
+                snapshot: id.to_hex(),
+                paths: affected.into_iter().collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    indexed: &'a HashSet<(BlobKind, BlobId)>,
+    damaged: &'a HashSet<(BlobKind, BlobId)>,
+    report: &'a mut Report,
+    reported_missing: &'a mut BTreeSet<(BlobKind, BlobId)>,
+    /// Tree id → whether anything below it is affected (trees repeat across
+    /// snapshots; only clean ones are skipped).
+    trees_seen: &'a mut HashMap<BlobId, bool>,
+    affected: BTreeSet<String>,
+}
+
+impl Walk<'_> {
+    fn bad(&mut self, kind: BlobKind, id: &BlobId) -> bool {
+        if self.damaged.contains(&(kind, *id)) {
+            return true;
+        }
+        if !self.indexed.contains(&(kind, *id)) {
+            if self.reported_missing.insert((kind, *id)) {
+                self.report.problem(format!("{kind} blob {}", id.short()), "referenced but in no pack of the index");
+            }
+            return true;
+        }
+        false
+    }
+
+    fn tree(&mut self, id: &BlobId, path: &Path) -> bool {
+        if let Some(&clean) = self.trees_seen.get(id) {
+            if clean {
+                return false;
+            }
+        }
+        let shown = path.display().to_string();
+        if self.bad(BlobKind::Tree, id) {
+            self.affected.insert(shown);
+            return true;
+        }
+        let tree = match self.repo.load_tree(id) {
+            Ok(t) => t,
+            Err(e) => {
+                self.report.problem(format!("tree {}", id.short()), format!("{e} (at {shown})"));
+                self.affected.insert(shown);
+                return true;
+            }
+        };
+        self.report.trees += 1;
+        let mut any = false;
+        for node in &tree.nodes {
+            let child: PathBuf = path.join(OsStr::from_bytes(&node.name));
+            if node.kind == NodeKind::Dir {
+                if let Some(sub) = &node.subtree {
+                    any |= self.tree(sub, &child);
+                }
+            }
+            if node.content.iter().any(|c| self.bad(BlobKind::Data, &c.0)) {
+                self.affected.insert(String::from_utf8_lossy(child.as_os_str().as_bytes()).into_owned());
+                any = true;
+            }
+        }
+        self.trees_seen.insert(*id, !any);
+        any
+    }
+}
+
+/// Runs the checks. Repository-level failures (the backend is unreachable)
+/// are errors; damage is reported in the `Report`.
+pub fn verify(repo: &Repository, subset: DataSubset) -> Result<Report> {
+    let mut report = Report::default();
+    check_keys(repo, &mut report)?;
+    let packs = load_index(repo, &mut report)?;
+    check_packs(repo, &packs, &mut report)?;
+    let indexed: HashSet<(BlobKind, BlobId)> = packs
+        .iter()
+        .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
+        .collect();
+    let damaged = read_data(repo, &packs, subset, &mut report);
+    // Blobs of packs that are missing or damaged count as damaged too.
+    let broken_packs: HashSet<String> = report.problems.iter().map(|p| p.object.clone()).collect();
+    let mut damaged = damaged;
+    for p in &packs {
+        if broken_packs.contains(&format!("pack {}", p.id)) && subset == DataSubset::None {
+            damaged.extend(p.blobs.iter().map(|e| (e.kind, e.id)));
+        }
+    }
+    check_snapshots(repo, &indexed, &damaged, &mut report)?;
+    report.problems.sort();
+    report.problems.dedup();
+    Ok(report)
+}

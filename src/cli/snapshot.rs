@@ -1,0 +1,215 @@
+//! `cairn snapshot`: back up paths into a new snapshot.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use cairn::archiver::{self, SnapshotOptions};
+use cairn::compress::Compression;
+use cairn::repository::saver::SaverOptions;
+use cairn::walker::filter::{Filter, FilterRule};
+use cairn::walker::Selection;
+
+use crate::cli::{env, exit, output, progress_bar::TerminalProgress, GlobalArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    /// Files and directories to back up
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Include paths matching this shell pattern (duplicity semantics; rules
+    /// are tried in the order given and the first match decides)
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Exclude paths matching this shell pattern
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read include patterns from a file (lines may start with "+ " or "- ")
+    #[arg(long, value_name = "FILE")]
+    pub include_filelist: Vec<PathBuf>,
+    /// Read exclude patterns from a file
+    #[arg(long, value_name = "FILE")]
+    pub exclude_filelist: Vec<PathBuf>,
+    /// Exclude paths matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_regexp: Vec<String>,
+    /// Exclude directories that contain a file of this name
+    #[arg(long, value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Exclude directories holding a valid CACHEDIR.TAG
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Stay on the file systems of the given paths
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Skip files larger than SIZE (e.g. 500M, 2G)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub exclude_larger_than: Option<u64>,
+    /// Host name to record [default: this machine's]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Record this time instead of now ("YYYY-MM-DD HH:MM:SS", local time)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Compare against this snapshot instead of the latest one of the same
+    /// host and paths
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, ignoring the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Compression: off, auto or a zstd level 1-22
+    #[arg(long, default_value = "auto")]
+    pub compression: Compression,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `123`, `10k`, `500M`, `2G`, `1T` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_lowercase() {
+                'b' => 1,
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                _ => return Err(format!("invalid size {text:?}: unknown unit {c:?}")),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let value: f64 = num.trim().parse().map_err(|_| format!("invalid size {text:?}"))?;
+    if !(value >= 0.0) {
+        return Err(format!("invalid size {text:?}"));
+    }
+    Ok((value * mult as f64) as u64)
+}
+
+/// The filter rules in the order they were given on the command line, which
+/// is what decides under duplicity's first-match semantics.
+fn ordered_rules(args: &SnapshotArgs, matches: &clap::ArgMatches) -> anyhow::Result<(Vec<FilterRule>, Vec<String>)> {
+    let mut indexed: Vec<(usize, FilterRule, String)> = Vec::new();
+    let indices = |id: &str| -> Vec<usize> { matches.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
+    for (i, p) in indices("include").into_iter().zip(&args.include) {
+        indexed.push((i, FilterRule::Include(p.clone()), format!("--include={p}")));
+    }
+    for (i, p) in indices("exclude").into_iter().zip(&args.exclude) {
+        indexed.push((i, FilterRule::Exclude(p.clone()), format!("--exclude={p}")));
+    }
+    for (i, p) in indices("exclude_regexp").into_iter().zip(&args.exclude_regexp) {
+        indexed.push((i, FilterRule::ExcludeRegexp(p.clone()), format!("--exclude-regexp={p}")));
+    }
+    for (i, f) in indices("include_filelist").into_iter().zip(&args.include_filelist) {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading include filelist {}", f.display()))?;
+        indexed.push((i, FilterRule::IncludeFilelist(text), format!("--include-filelist={}", f.display())));
+    }
+    for (i, f) in indices("exclude_filelist").into_iter().zip(&args.exclude_filelist) {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude filelist {}", f.display()))?;
+        indexed.push((i, FilterRule::ExcludeFilelist(text), format!("--exclude-filelist={}", f.display())));
+    }
+    indexed.sort_by_key(|(i, _, _)| *i);
+    Ok(indexed.into_iter().map(|(_, rule, text)| (rule, text)).unzip())
+}
+
+fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
+    use chrono::TimeZone;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .with_context(|| format!("invalid --time {text:?}: use \"YYYY-MM-DD HH:MM:SS\""))?;
+    match chrono::Local.from_local_datetime(&naive).earliest() {
+        Some(t) => Ok(t.fixed_offset()),
+        None => bail!("--time {text:?} does not exist in the local time zone"),
+    }
+}
+
+pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
+    let (rules, excludes) = ordered_rules(args, matches)?;
+    let filter = if rules.is_empty() {
+        None
+    } else {
+        Some(Filter::new(&rules).map_err(|e| cairn::Error::InvalidArgument(e.to_string()))?)
+    };
+    let time = args.time.as_deref().map(parse_time).transpose()?;
+    let repo = env::open(g)?;
+    let parent = if args.force {
+        Some(None)
+    } else {
+        match &args.parent {
+            Some(spec) => Some(Some(repo.resolve_snapshot(spec)?.0)),
+            None => None,
+        }
+    };
+    let options = SnapshotOptions {
+        paths: args.paths.clone(),
+        selection: Selection {
+            filter,
+            exclude_if_present: args.exclude_if_present.clone(),
+            exclude_caches: args.exclude_caches,
+            one_file_system: args.one_file_system,
+            exclude_larger_than: args.exclude_larger_than,
+        },
+        excludes,
+        hostname: args.host.clone().unwrap_or_else(env::hostname),
+        username: env::username(),
+        tags: args.tags.clone(),
+        time,
+        parent,
+        saver: SaverOptions {
+            compression: args.compression,
+            ..SaverOptions::default()
+        },
+    };
+    let progress = TerminalProgress::new(g.quiet, None);
+    let outcome = archiver::snapshot(&repo, &options, &progress);
+    progress.finish();
+    let outcome = outcome?;
+    let summary = outcome.snapshot.summary.clone().unwrap_or_default();
+    if args.json {
+        output::print_json(&serde_json::json!({
+            "snapshot_id": outcome.id.to_hex(),
+            "short_id": outcome.id.short(),
+            "parent": outcome.snapshot.parent,
+            "summary": summary,
+            "errors": outcome.errors.iter().map(|e| serde_json::json!({
+                "path": e.path.display().to_string(), "message": e.message,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        print!("{}", output::statistics_block(&summary));
+        println!("snapshot {} saved", outcome.id.short());
+    }
+    if outcome.errors.is_empty() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "cairn: snapshot {} saved, but {} entries could not be read",
+            outcome.id.short(),
+            outcome.errors.len()
+        );
+        Ok(exit::PARTIAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("10k").unwrap(), 10240);
+        assert_eq!(parse_size("1.5M").unwrap(), 1_572_864);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("5Q").is_err());
+    }
+}

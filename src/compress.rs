@@ -1,0 +1,134 @@
+//! zstd compression of blob payloads, and the rule for when not to compress.
+//!
+//! `Compression::Auto` compresses a small sample first and stores data raw
+//! when the sample does not shrink: media and already-compressed archives
+//! then cost almost no CPU.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The user's choice, from `--compression off|auto|LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Off,
+    /// Level 3, skipping data whose sample does not compress.
+    Auto,
+    /// A fixed zstd level (1..=22), always tried.
+    Level(i32),
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Auto
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" | "none" => Ok(Compression::Off),
+            "auto" => Ok(Compression::Auto),
+            level => match level.parse::<i32>() {
+                Ok(n) if (1..=22).contains(&n) => Ok(Compression::Level(n)),
+                _ => Err(format!(
+                    "invalid compression {s:?}: use off, auto or a level from 1 to 22"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::Off => f.write_str("off"),
+            Compression::Auto => f.write_str("auto"),
+            Compression::Level(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+const SAMPLE_BYTES: usize = 16 * 1024;
+const AUTO_LEVEL: i32 = 3;
+
+/// Compresses `data` if that is worth it; `None` means store it raw.
+pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
+    let level = match mode {
+        Compression::Off => return None,
+        Compression::Auto => {
+            if data.len() > 4 * SAMPLE_BYTES && !sample_compresses(data) {
+                return None;
+            }
+            AUTO_LEVEL
+        }
+        Compression::Level(n) => n,
+    };
+    let out = zstd::bulk::compress(data, level).ok()?;
+    // Raw storage is one byte cheaper in the header than a failed attempt.
+    (out.len() < data.len()).then_some(out)
+}
+
+/// Looks at a slice from the middle of the data: headers of media files are
+/// often compressible even when the body is not.
+fn sample_compresses(data: &[u8]) -> bool {
+    let start = (data.len() / 2).saturating_sub(SAMPLE_BYTES / 2);
+    let sample = &data[start..start + SAMPLE_BYTES];
+    match zstd::bulk::compress(sample, 1) {
+        Ok(out) => out.len() * 100 < sample.len() * 95,
+        Err(_) => false,
+    }
+}
+
+/// Decompresses at most `plain_len` bytes; anything else is corruption.
+pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
+    let out = zstd::bulk::decompress(data, plain_len).map_err(|e| e.to_string())?;
+    if out.len() != plain_len {
+        return Err(format!(
+            "decompressed to {} bytes, expected {plain_len}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressible_data_shrinks_and_roundtrips() {
+        let data = b"hello hello hello hello ".repeat(5000);
+        let packed = compress(&data, Compression::Auto).expect("compresses");
+        assert!(packed.len() < data.len() / 10);
+        assert_eq!(decompress(&packed, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn random_data_is_stored_raw() {
+        let mut data = vec![0u8; 200_000];
+        blake3::Hasher::new()
+            .update(b"seed")
+            .finalize_xof()
+            .fill(&mut data);
+        assert!(compress(&data, Compression::Auto).is_none());
+        assert!(compress(&data, Compression::Off).is_none());
+    }
+
+    #[test]
+    fn wrong_length_is_an_error() {
+        let data = vec![7u8; 1000];
+        let packed = compress(&data, Compression::Level(3)).unwrap();
+        assert!(decompress(&packed, 999).is_err());
+        assert!(decompress(b"garbage", 10).is_err());
+    }
+
+    #[test]
+    fn parses_user_choices() {
+        assert_eq!("off".parse::<Compression>().unwrap(), Compression::Off);
+        assert_eq!("auto".parse::<Compression>().unwrap(), Compression::Auto);
+        assert_eq!("19".parse::<Compression>().unwrap(), Compression::Level(19));
+        assert!("0".parse::<Compression>().is_err());
+        assert!("fast".parse::<Compression>().is_err());
+    }
+}

@@ -1,0 +1,660 @@
+//! A repository: a backend plus the key that opens it and the local index
+//! cache that makes it fast.
+//!
+//! Operations reach storage only through `Repository`. It owns the write
+//! order that makes crashes harmless: packs (through `BlobSaver`) before the
+//! index files that name them, index files before the snapshot that refers
+//! to their blobs.
+
+pub mod config;
+pub mod marker;
+pub mod saver;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::backend::{Backend, ErrorKind};
+use crate::blob::{self, BlobKind};
+use crate::chunker::ChunkerParams;
+use crate::crypto::{KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{IndexId, KeyId, PackId, SnapshotId};
+use crate::index::cache::{BlobLocation, IndexCache};
+use crate::index::IndexFile;
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+use config::{Config, KeyFile};
+
+pub use saver::{BlobSaver, SaveStats};
+
+/// Keeps a `runs/` marker alive (heartbeat thread) and removes it on drop.
+pub struct RunGuard {
+    name: String,
+    backend: Arc<dyn Backend>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunGuard {
+    fn start(backend: Arc<dyn Backend>, key: Arc<MasterKey>) -> Result<RunGuard> {
+        let now = chrono::Local::now().fixed_offset();
+        let mut m = marker::RunMarker {
+            hostname: who().0,
+            pid: std::process::id(),
+            started: now,
+            heartbeat: now,
+        };
+        let name = format!("runs/{}", hex::encode(rand::random::<[u8; 16]>()));
+        backend.write(&name, &m.seal(&key))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (b, n) = (Arc::clone(&backend), name.clone());
+        let heartbeat = std::thread::spawn(move || {
+            let every = std::time::Duration::from_secs(marker::HEARTBEAT_SECS);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                m.heartbeat = chrono::Local::now().fixed_offset();
+                // A missed heartbeat only makes a prune wait longer.
+                let _ = b.write(&n, &m.seal(&key));
+            }
+        });
+        Ok(RunGuard {
+            name,
+            backend,
+            stop: Some(stop),
+            heartbeat: Some(heartbeat),
+        })
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        let _ = self.backend.delete(&self.name);
+    }
+}
+
+const SNAPSHOT_AAD: &[u8] = b"cairn snapshot";
+
+/// Choices made once, at `init`.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    pub kdf: KdfParams,
+    pub chunker: ChunkerParams,
+    pub pack_target_bytes: Option<u32>,
+}
+
+/// Where the local cache lives; `None` means a private temporary one.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    pub root: Option<PathBuf>,
+}
+
+/// Facts about one key file, for `cairn key list`.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub id: KeyId,
+    pub current: bool,
+    pub created: String,
+    pub hostname: String,
+    pub username: String,
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: Arc<MasterKey>,
+    key_id: KeyId,
+    config: Config,
+    cache: Arc<IndexCache>,
+}
+
+fn who() -> (String, String) {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    (host, user)
+}
+
+fn open_cache(options: &CacheOptions, config: &Config) -> Result<IndexCache> {
+    let result = match &options.root {
+        Some(root) => IndexCache::open(&root.join(&config.id).join("index")),
+        None => IndexCache::open_private(),
+    };
+    result.map_err(|e| Error::Cache {
+        path: options.root.clone().unwrap_or_default(),
+        message: e.message,
+    })
+}
+
+impl Repository {
+    /// Creates a new repository at the backend's location.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &InitOptions,
+        cache: &CacheOptions,
+    ) -> Result<Repository> {
+        match backend.stat("config") {
+            Ok(_) => {
+                return Err(Error::RepositoryExists {
+                    location: backend.location(),
+                })
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        options
+            .chunker
+            .validate()
+            .map_err(Error::InvalidArgument)?;
+        backend.create()?;
+        let key = MasterKey::generate();
+        let mut config = Config::new(options.chunker);
+        if let Some(bytes) = options.pack_target_bytes {
+            config.pack_target_bytes = bytes;
+        }
+        let (host, user) = who();
+        let key_file = KeyFile::create(&key, password, options.kdf, &host, &user)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let key_bytes = key_file.encode();
+        let key_id = KeyId(crate::id::content_hash(&key_bytes));
+        // The key goes first: a config without a key would be a repository
+        // nobody can open, while a key without a config is simply ignored.
+        backend.write(&key_id.object_name(), &key_bytes)?;
+        backend.write("config", &config.seal(&key))?;
+        let cache = open_cache(cache, &config)?;
+        Ok(Repository {
+            backend,
+            key: Arc::new(key),
+            key_id,
+            config,
+            cache: Arc::new(cache),
+        })
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache: &CacheOptions,
+    ) -> Result<Repository> {
+        let config_bytes = match backend.read("config") {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::RepositoryNotFound {
+                    location: backend.location(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (key, key_id) = Self::unlock(backend.as_ref(), password)?;
+        let config = Config::open(&key, &config_bytes).map_err(|e| Error::corrupt("config", e))?;
+        let cache = open_cache(cache, &config)?;
+        let repo = Repository {
+            backend,
+            key: Arc::new(key),
+            key_id,
+            config,
+            cache: Arc::new(cache),
+        };
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> {
+        let keys = backend.list("keys/")?;
+        let mut damaged = Vec::new();
+        for object in keys {
+            let bytes = backend.read(&object.name)?;
+            let file = match KeyFile::decode(&bytes) {
+                Ok(file) => file,
+                Err(e) => {
+                    damaged.push(format!("{}: {e}", object.name));
+                    continue;
+                }
+            };
+            if let Ok(key) = file.unlock(password) {
+                return Ok((key, KeyId(crate::id::content_hash(&bytes))));
+            }
+        }
+        match damaged.len() {
+            0 => Err(Error::WrongPassword),
+            _ => Err(Error::corrupt(
+                "keys",
+                format!(
+                    "no key opens with this password, and some key files are damaged: {}",
+                    damaged.join("; ")
+                ),
+            )),
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn key(&self) -> &Arc<MasterKey> {
+        &self.key
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn cache(&self) -> &Arc<IndexCache> {
+        &self.cache
+    }
+
+    fn cache_error(&self, e: crate::index::cache::CacheError) -> Error {
+        Error::Cache {
+            path: self.cache.path().to_path_buf(),
+            message: e.message,
+        }
+    }
+
+    /// Brings the local index cache up to date with the repository's index
+    /// files. If an index file the cache had merged is gone (prune replaced
+    /// it), the cache is rebuilt from scratch.
+    pub fn sync_index(&self) -> Result<()> {
+        let listed = self.list_index_files()?;
+        let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
+        let merged: HashSet<IndexId> = self
+            .cache
+            .merged_indexes()
+            .map_err(|e| self.cache_error(e))?
+            .into_iter()
+            .collect();
+        let merged = if merged.is_subset(&listed_set) {
+            merged
+        } else {
+            self.cache.clear_index().map_err(|e| self.cache_error(e))?;
+            HashSet::new()
+        };
+        let mut files = Vec::new();
+        let mut superseded = HashSet::new();
+        for id in listed.iter().filter(|id| !merged.contains(id)) {
+            let file = self.load_index_file(id)?;
+            superseded.extend(file.supersedes.iter().copied());
+            files.push((*id, file));
+        }
+        for (id, file) in &files {
+            if superseded.contains(id) {
+                continue;
+            }
+            let packs: Vec<_> = file
+                .packs
+                .iter()
+                .map(|p| (p.id, p.blobs.as_slice()))
+                .collect();
+            self.cache
+                .merge(Some(id), &packs)
+                .map_err(|e| self.cache_error(e))?;
+        }
+        self.sync_obsolete()
+    }
+
+    fn sync_obsolete(&self) -> Result<()> {
+        let mut listed: Vec<String> = self
+            .backend
+            .list("obsolete/")?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        listed.sort();
+        let mut merged = self.cache.merged_markers().map_err(|e| self.cache_error(e))?;
+        merged.sort();
+        if listed == merged {
+            return Ok(());
+        }
+        self.cache.clear_obsolete().map_err(|e| self.cache_error(e))?;
+        for (name, marker) in self.list_obsolete()? {
+            let packs: Vec<_> = marker.packs.iter().map(|p| (p.id, p.blobs.as_slice())).collect();
+            self.cache
+                .merge_obsolete(&name, &packs)
+                .map_err(|e| self.cache_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Indexes packs that are in `data/` but named by no index file or
+    /// obsolete marker: what a killed run had already stored. Packs are
+    /// complete objects, so their headers can be trusted as far as they
+    /// authenticate. Returns how many packs were adopted.
+    pub fn adopt_orphan_packs(&self) -> Result<usize> {
+        let mut adopted = Vec::new();
+        for object in self.backend.list("data/")? {
+            let Some(id) = object.name.rsplit('/').next().and_then(|n| n.parse::<PackId>().ok()) else {
+                continue;
+            };
+            if self.cache.knows_pack(&id).map_err(|e| self.cache_error(e))? {
+                continue;
+            }
+            // An unreadable orphan is left alone: verify reports it.
+            if let Ok(blobs) = self.read_pack_header(&id, object.size_bytes) {
+                adopted.push(crate::index::IndexedPack {
+                    id,
+                    size_bytes: object.size_bytes,
+                    blobs,
+                });
+            }
+        }
+        let count = adopted.len();
+        if count > 0 {
+            self.save_index_file(&IndexFile {
+                supersedes: Vec::new(),
+                packs: adopted,
+            })?;
+        }
+        Ok(count)
+    }
+
+    /// Reads and decodes a pack's header with two ranged reads.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<crate::pack::PackEntry>> {
+        let name = id.object_name();
+        let trailer = self.backend.read_range(
+            &name,
+            size.saturating_sub(crate::pack::TRAILER_BYTES),
+            size.min(crate::pack::TRAILER_BYTES),
+        )?;
+        let (offset, length) =
+            crate::pack::header_range(&trailer, size).map_err(|e| Error::corrupt(&name, e))?;
+        let sealed = self.backend.read_range(&name, offset, length)?;
+        crate::pack::decode_header(&self.key, &sealed, offset).map_err(|e| Error::corrupt(&name, e))
+    }
+
+    /// Every obsolete marker, by object name.
+    pub fn list_obsolete(&self) -> Result<Vec<(String, marker::ObsoleteMarker)>> {
+        let mut out = Vec::new();
+        for object in self.backend.list("obsolete/")? {
+            let bytes = self.backend.read(&object.name)?;
+            let m = marker::ObsoleteMarker::open(&self.key, &bytes)
+                .map_err(|e| Error::corrupt(&object.name, e))?;
+            out.push((object.name, m));
+        }
+        Ok(out)
+    }
+
+    pub fn save_obsolete(&self, m: &marker::ObsoleteMarker) -> Result<String> {
+        let bytes = m.seal(&self.key);
+        let name = format!("obsolete/{}", hex::encode(crate::id::content_hash(&bytes)));
+        self.backend.write(&name, &bytes)?;
+        Ok(name)
+    }
+
+    /// Live run markers (stale ones are returned too; callers judge).
+    pub fn list_runs(&self) -> Result<Vec<(String, marker::RunMarker)>> {
+        let mut out = Vec::new();
+        for object in self.backend.list("runs/")? {
+            // A marker deleted between list and read simply ended.
+            let Ok(bytes) = self.backend.read(&object.name) else {
+                continue;
+            };
+            if let Ok(m) = marker::RunMarker::open(&self.key, &bytes) {
+                out.push((object.name, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Announces a snapshot run to concurrent prunes until the guard drops.
+    pub fn start_run(&self) -> Result<RunGuard> {
+        RunGuard::start(Arc::clone(&self.backend), Arc::clone(&self.key))
+    }
+
+    pub fn list_index_files(&self) -> Result<Vec<IndexId>> {
+        let mut out = Vec::new();
+        for object in self.backend.list("index/")? {
+            let name = object.name.trim_start_matches("index/");
+            // Foreign files in the folder are ignored, not fatal.
+            if let Ok(id) = name.parse() {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn load_index_file(&self, id: &IndexId) -> Result<IndexFile> {
+        let name = id.object_name();
+        let bytes = self.backend.read(&name)?;
+        IndexFile::open(&self.key, &bytes).map_err(|e| Error::corrupt(name, e))
+    }
+
+    /// Writes an index file and merges it into the cache.
+    pub fn save_index_file(&self, file: &IndexFile) -> Result<IndexId> {
+        let (id, bytes) = file.seal(&self.key);
+        self.backend.write(&id.object_name(), &bytes)?;
+        let packs: Vec<_> = file
+            .packs
+            .iter()
+            .map(|p| (p.id, p.blobs.as_slice()))
+            .collect();
+        self.cache
+            .merge(Some(&id), &packs)
+            .map_err(|e| self.cache_error(e))?;
+        Ok(id)
+    }
+
+    pub fn lookup_blob(&self, kind: BlobKind, id: &crate::id::BlobId) -> Result<Option<BlobLocation>> {
+        self.cache.lookup(kind, id).map_err(|e| self.cache_error(e))
+    }
+
+    /// Reads, decrypts and checks one blob.
+    pub fn load_blob(&self, kind: BlobKind, id: &crate::id::BlobId) -> Result<Vec<u8>> {
+        let loc = self
+            .lookup_blob(kind, id)?
+            .ok_or(Error::MissingBlob { kind, id: *id })?;
+        let name = loc.pack.object_name();
+        let stored = self
+            .backend
+            .read_range(&name, loc.offset, u64::from(loc.length))?;
+        self.open_stored_blob(kind, id, &loc, &stored)
+    }
+
+    /// Decrypts a blob already read from its pack.
+    pub fn open_stored_blob(
+        &self,
+        kind: BlobKind,
+        id: &crate::id::BlobId,
+        loc: &BlobLocation,
+        stored: &[u8],
+    ) -> Result<Vec<u8>> {
+        blob::open(&self.key, kind, id, stored, loc.plain_length as usize).map_err(|e| {
+            Error::corrupt(
+                format!("pack {} ({kind} blob {})", loc.pack.short(), id.short()),
+                e,
+            )
+        })
+    }
+
+    /// Loads a tree, from the local cache when it was seen before.
+    pub fn load_tree(&self, id: &crate::id::BlobId) -> Result<Tree> {
+        let cache_name = format!("tree/{}", id.to_hex());
+        if let Ok(Some(stored)) = self.cache.get_object(&cache_name) {
+            if let Some(loc) = self.lookup_blob(BlobKind::Tree, id)? {
+                if let Ok(plain) = self.open_stored_blob(BlobKind::Tree, id, &loc, &stored) {
+                    return Tree::decode(&plain)
+                        .map_err(|e| Error::corrupt(format!("tree {}", id.short()), e));
+                }
+            }
+        }
+        let loc = self
+            .lookup_blob(BlobKind::Tree, id)?
+            .ok_or(Error::MissingBlob {
+                kind: BlobKind::Tree,
+                id: *id,
+            })?;
+        let stored = self.backend.read_range(
+            &loc.pack.object_name(),
+            loc.offset,
+            u64::from(loc.length),
+        )?;
+        let plain = self.open_stored_blob(BlobKind::Tree, id, &loc, &stored)?;
+        let tree =
+            Tree::decode(&plain).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))?;
+        // Caching is an optimisation; a failure to cache is not an error.
+        let _ = self.cache.put_object(&cache_name, &stored);
+        Ok(tree)
+    }
+
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = self.key.seal(&snapshot.encode(), SNAPSHOT_AAD);
+        let id = SnapshotId(crate::id::content_hash(&bytes));
+        self.backend.write(&id.object_name(), &bytes)?;
+        Ok(id)
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let name = id.object_name();
+        let bytes = match self.cache.get_object(&name) {
+            Ok(Some(bytes)) => bytes,
+            _ => {
+                let bytes = self.backend.read(&name)?;
+                let _ = self.cache.put_object(&name, &bytes);
+                bytes
+            }
+        };
+        let plain = self
+            .key
+            .open(&bytes, SNAPSHOT_AAD)
+            .map_err(|e| Error::corrupt(&name, e))?;
+        Snapshot::decode(&plain).map_err(|e| Error::corrupt(&name, e))
+    }
+
+    pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut out = Vec::new();
+        for object in self.backend.list("snapshots/")? {
+            if let Ok(id) = object.name.trim_start_matches("snapshots/").parse() {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every snapshot, oldest first. A snapshot that cannot be read is an
+    /// error naming it.
+    pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.list_snapshot_ids()? {
+            out.push((id, self.load_snapshot(&id)?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a full id, or a unique prefix of at least 8 hex digits.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            return self
+                .list_snapshots()?
+                .pop()
+                .ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
+        }
+        if spec.len() < 8 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidArgument(format!(
+                "{spec:?} is not a snapshot id: give `latest` or at least 8 hex digits"
+            )));
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let matches: Vec<SnapshotId> = self
+            .list_snapshot_ids()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&spec_lower))
+            .collect();
+        match matches.as_slice() {
+            [id] => Ok((*id, self.load_snapshot(id)?)),
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            _ => Err(Error::AmbiguousSnapshot(spec.to_string())),
+        }
+    }
+
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let name = id.object_name();
+        self.backend.delete(&name)?;
+        let _ = self.cache.remove_object(&name);
+        Ok(())
+    }
+
+    /// A saver that stores blobs into new packs of this repository.
+    pub fn blob_saver(&self, options: saver::SaverOptions) -> BlobSaver {
+        BlobSaver::new(self, options)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for object in self.backend.list("keys/")? {
+            let Ok(id) = object.name.trim_start_matches("keys/").parse::<KeyId>() else {
+                continue;
+            };
+            let bytes = self.backend.read(&object.name)?;
+            let file = KeyFile::decode(&bytes).map_err(|e| Error::corrupt(&object.name, e))?;
+            out.push(KeyInfo {
+                id,
+                current: id == self.key_id,
+                created: file.created,
+                hostname: file.hostname,
+                username: file.username,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Adds a key file that opens this repository with `password`.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        let (host, user) = who();
+        let file = KeyFile::create(&self.key, password, kdf, &host, &user)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let bytes = file.encode();
+        let id = KeyId(crate::id::content_hash(&bytes));
+        self.backend.write(&id.object_name(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Removes a key; refuses to remove the one in use (or the last one).
+    pub fn remove_key(&self, id: &KeyId) -> Result<()> {
+        if *id == self.key_id {
+            return Err(Error::InvalidArgument(format!(
+                "key {} is the one this command was opened with; open with another key to remove it",
+                id.short()
+            )));
+        }
+        match self.backend.delete(&id.object_name()) {
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                Err(Error::InvalidArgument(format!("no key {}", id.short())))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Replaces the current key by one for `new_password`.
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        let new_id = self.add_key(new_password, kdf)?;
+        self.backend.delete(&self.key_id.object_name())?;
+        self.key_id = new_id;
+        Ok(new_id)
+    }
+
+    /// Resolves a key id prefix.
+    pub fn resolve_key(&self, spec: &str) -> Result<KeyId> {
+        let matches: Vec<KeyId> = self
+            .list_keys()?
+            .into_iter()
+            .map(|k| k.id)
+            .filter(|id| id.to_hex().starts_with(&spec.to_ascii_lowercase()))
+            .collect();
+        match matches.as_slice() {
+            [id] if spec.len() >= 8 => Ok(*id),
+            [] => Err(Error::InvalidArgument(format!("no key matches {spec:?}"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "{spec:?} does not name exactly one key: give at least 8 hex digits"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Reading the file system for a snapshot: which entries are selected, in a
+//! stable order, and their metadata as tree `Node`s.
+//!
+//! This module reads directories and metadata only; it never opens file
+//! contents (the archiver does, for files that changed).
+
+pub mod filter;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use serde_bytes::ByteBuf;
+
+use crate::tree::{Node, NodeKind, Timestamp, Xattr};
+use filter::{Decision, Filter};
+
+/// Which entries a snapshot takes, beyond the filter rules.
+#[derive(Default)]
+pub struct Selection {
+    pub filter: Option<Filter>,
+    /// A directory holding a file of one of these names is skipped.
+    pub exclude_if_present: Vec<String>,
+    /// Skip directories holding a valid `CACHEDIR.TAG`.
+    pub exclude_caches: bool,
+    /// Do not descend into other file systems.
+    pub one_file_system: bool,
+    /// Skip regular files larger than this.
+    pub exclude_larger_than: Option<u64>,
+}
+
+/// The signature a `CACHEDIR.TAG` must start with (bford.info/cachedir).
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+impl Selection {
+    /// What the filter rules say about `path`.
+    pub fn decide(&self, path: &Path, is_dir: bool) -> Decision {
+        match &self.filter {
+            Some(filter) => filter.decide(path.as_os_str().as_bytes(), is_dir),
+            None => Decision::Include,
+        }
+    }
+
+    /// Whether a directory's contents mark it as excluded.
+    pub fn excludes_dir_by_contents(&self, dir: &Path) -> bool {
+        if self
+            .exclude_if_present
+            .iter()
+            .any(|name| dir.join(name).symlink_metadata().is_ok())
+        {
+            return true;
+        }
+        if self.exclude_caches {
+            use std::io::Read;
+            let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+            if let Ok(mut f) = std::fs::File::open(dir.join("CACHEDIR.TAG")) {
+                if f.read_exact(&mut head).is_ok() && head == CACHEDIR_SIGNATURE {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    pub fn excludes_by_size(&self, meta: &Metadata) -> bool {
+        meta.is_file() && self.exclude_larger_than.is_some_and(|max| meta.len() > max)
+    }
+}
+
+/// Entries of a directory sorted by name bytes, with their `lstat` metadata.
+/// An entry that vanishes between listing and `lstat` is returned as an error
+/// for that entry, so the caller can report it and go on.
+pub fn read_dir_sorted(
+    dir: &Path,
+) -> std::io::Result<Vec<(std::ffi::OsString, std::io::Result<Metadata>)>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let meta = dir.join(&name).symlink_metadata();
+        entries.push((name, meta));
+    }
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(entries)
+}
+
+/// Caches uid/gid → name lookups (NSS calls are slow).
+#[derive(Default)]
+pub struct IdNames {
+    users: HashMap<u32, Option<String>>,
+    groups: HashMap<u32, Option<String>>,
+}
+
+impl IdNames {
+    pub fn user(&mut self, uid: u32) -> Option<String> {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+
+    pub fn group(&mut self, gid: u32) -> Option<String> {
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
+            .clone()
+    }
+}
+
+pub fn kind_of(meta: &Metadata) -> NodeKind {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_socket() {
+        NodeKind::Socket
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        NodeKind::File
+    }
+}
+
+fn timestamp(secs: i64, nanos: i64) -> Timestamp {
+    Timestamp {
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// Extended attributes of `path` (not following symlinks). File systems
+/// without xattr support simply yield none.
+pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Xattr> = names
+        .filter_map(|name| {
+            let value = xattr::get(path, &name).ok().flatten()?;
+            Some(Xattr {
+                name: ByteBuf::from(name.as_bytes().to_vec()),
+                value: ByteBuf::from(value),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The node for one file-system entry, without file contents or subtree.
+pub fn node_from_metadata(
+    name: &OsStr,
+    path: &Path,
+    meta: &Metadata,
+    names: &mut IdNames,
+) -> std::io::Result<Node> {
+    let kind = kind_of(meta);
+    let mut node = Node::new(name.as_bytes(), kind);
+    node.mode = meta.mode() & 0o7777;
+    node.uid = meta.uid();
+    node.gid = meta.gid();
+    node.user = names.user(meta.uid());
+    node.group = names.group(meta.gid());
+    node.mtime = timestamp(meta.mtime(), meta.mtime_nsec());
+    node.atime = timestamp(meta.atime(), meta.atime_nsec());
+    node.ctime = timestamp(meta.ctime(), meta.ctime_nsec());
+    node.inode = meta.ino();
+    node.device = meta.dev();
+    node.links = meta.nlink();
+    match kind {
+        NodeKind::File => node.size = meta.len(),
+        NodeKind::Symlink => {
+            let target = std::fs::read_link(path)?;
+            node.link_target = Some(ByteBuf::from(target.as_os_str().as_bytes().to_vec()));
+        }
+        NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = meta.rdev(),
+        _ => {}
+    }
+    node.xattrs = read_xattrs(path);
+    Ok(node)
+}

@@ -1,0 +1,68 @@
+//! `cairn forget` applies retention per group and leaves every kept
+//! snapshot restorable.
+
+mod common;
+
+use common::*;
+
+fn ids_by_time(env: &TestEnv) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["snapshots", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["time"].as_str().unwrap()[..19].to_string(), s["id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn keep_daily_and_last_per_group() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    let s = src.to_str().unwrap();
+    let times = [
+        "2026-03-01 10:00:00",
+        "2026-03-01 18:00:00",
+        "2026-03-02 09:00:00",
+        "2026-03-03 09:00:00",
+        "2026-03-03 21:00:00",
+    ];
+    for (i, t) in times.iter().enumerate() {
+        write(&src.join("f"), format!("version {i}").as_bytes());
+        env.snapshot(&["--time", t, s]);
+    }
+    // Another host's snapshot is a separate group and untouched.
+    env.snapshot(&["--host", "other", "--time", "2020-01-01 00:00:00", s]);
+
+    let dry = env.ok(&["forget", "--keep-daily", "2", "--dry-run", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(plan["groups"].as_array().unwrap().len(), 2);
+    assert_eq!(ids_by_time(&env).len(), 6, "dry run removes nothing");
+
+    env.ok(&["forget", "--keep-daily", "2"]);
+    let left: Vec<String> = ids_by_time(&env).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        left,
+        vec!["2020-01-01T00:00:00", "2026-03-02T09:00:00", "2026-03-03T21:00:00"],
+    );
+    // Kept snapshots still restore their own contents.
+    let target = env.path("t");
+    let (_, id) = ids_by_time(&env)[1].clone();
+    env.ok(&["restore", &format!("{}:{s}", &id[..8]), "--target", target.to_str().unwrap()]);
+    assert_eq!(std::fs::read(target.join("f")).unwrap(), b"version 2");
+}
+
+#[test]
+fn forget_by_id_and_refusal_without_policy() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("f"), b"x");
+    let a = env.snapshot(&[src.to_str().unwrap()]);
+    let b = env.snapshot(&[src.to_str().unwrap()]);
+    let out = env.run(&["forget"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    env.ok(&["forget", &a[..8]]);
+    let left: Vec<String> = ids_by_time(&env).into_iter().map(|(_, id)| id).collect();
+    assert_eq!(left, vec![b]);
+}

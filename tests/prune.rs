@@ -1,0 +1,88 @@
+//! `prune` reclaims the space of forgotten snapshots, keeps every remaining
+//! snapshot restorable, and defers deletion by a grace period unless told
+//! `--instant`.
+
+mod common;
+
+use common::*;
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() { dir_bytes(&e.path()) } else { m.len() }
+            })
+            .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn setup() -> (TestEnv, String, Vec<String>) {
+    let env = TestEnv::new();
+    env.init_small_chunks();
+    let src = env.path("src");
+    let s = src.to_str().unwrap().to_string();
+    write(&src.join("shared"), &random_bytes(1 << 20, 1));
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        write(&src.join("changing"), &random_bytes(2 << 20, 100 + i));
+        ids.push(env.snapshot(&[&s]));
+    }
+    (env, s, ids)
+}
+
+#[test]
+fn instant_prune_frees_forgotten_data_and_keeps_the_rest() {
+    let (env, s, ids) = setup();
+    let before = dir_bytes(&env.repo.join("data"));
+    env.ok(&["forget", &ids[0][..8], &ids[1][..8]]);
+    let out = env.ok(&["prune", "--instant", "--max-unused", "0", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(stats["packs_deleted"].as_u64().unwrap() > 0, "{stats}");
+    let after = dir_bytes(&env.repo.join("data"));
+    // Two of three 2 MiB versions are gone.
+    assert!(after + (3 << 20) < before, "before {before}, after {after}");
+    let target = env.path("t");
+    env.ok(&["restore", &format!("{}:{s}", &ids[2][..8]), "--target", target.to_str().unwrap()]);
+    assert_same_tree(std::path::Path::new(&s), &target);
+    // A second prune has nothing left to do.
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["prune", "--instant", "--max-unused", "0", "--json"])).unwrap();
+    assert_eq!(again["packs_deleted"], 0, "{again}");
+}
+
+#[test]
+fn grace_period_defers_deletion() {
+    let (env, s, ids) = setup();
+    env.ok(&["forget", &ids[0][..8]]);
+    let first: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--max-unused", "0", "--json"])).unwrap();
+    assert!(first["bytes_marked_obsolete"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(first["packs_deleted"], 0, "nothing deleted within the grace period");
+    assert!(std::fs::read_dir(env.repo.join("obsolete")).unwrap().count() == 1);
+    // Still within grace: a second prune waits.
+    let second: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--json"])).unwrap();
+    assert_eq!(second["packs_deleted"], 0);
+    assert!(second["packs_waiting"].as_u64().unwrap() > 0);
+    // Grace over: deleted.
+    let third: serde_json::Value =
+        serde_json::from_str(&env.ok(&["prune", "--grace-hours", "0", "--json"])).unwrap();
+    assert!(third["packs_deleted"].as_u64().unwrap() > 0, "{third}");
+    assert_eq!(std::fs::read_dir(env.repo.join("obsolete")).unwrap().count(), 0);
+    for id in &ids[1..] {
+        let target = env.path(&format!("t-{}", &id[..8]));
+        env.ok(&["restore", &format!("{}:{s}", &id[..8]), "--target", target.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (env, _s, ids) = setup();
+    env.ok(&["forget", &ids[0][..8]]);
+    let before = dir_bytes(&env.repo);
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["prune", "--dry-run", "--instant", "--max-unused", "0", "--json"])).unwrap();
+    assert!(out["bytes_marked_obsolete"].as_u64().unwrap() > 0);
+    assert_eq!(dir_bytes(&env.repo), before);
+}

@@ -1,0 +1,116 @@
+//! `verify` finds damage of every kind and names what it affects.
+
+mod common;
+
+use common::*;
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn setup() -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("docs/report.pdf"), &random_bytes(400_000, 1));
+    write(&src.join("notes.txt"), &b"notes ".repeat(1000));
+    let id = env.snapshot(&[src.to_str().unwrap()]);
+    (env, id)
+}
+
+fn verify_json(env: &TestEnv, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["verify", "--json"];
+    all.extend_from_slice(args);
+    let out = env.run(&all);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    (out.status.code().unwrap(), v)
+}
+
+/// The data pack holding report.pdf: the largest pack.
+fn data_pack(env: &TestEnv) -> std::path::PathBuf {
+    let mut packs = files_under(&env.repo.join("data"));
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    packs.pop().unwrap()
+}
+
+#[test]
+fn clean_repository_verifies() {
+    let (env, _) = setup();
+    let (code, v) = verify_json(&env, &["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["blobs_checked"].as_u64().unwrap() >= 3);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+    let text = env.ok(&["verify"]);
+    assert!(text.contains("no errors were found"), "{text}");
+}
+
+#[test]
+fn flipped_bit_in_data_is_found_by_read_data_with_file_named() {
+    let (env, id) = setup();
+    let pack = data_pack(&env);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    let (code, v) = verify_json(&env, &["--read-data"]);
+    assert_eq!(code, 4, "{v}");
+    let pack_name = pack.file_name().unwrap().to_str().unwrap();
+    let text = v.to_string();
+    assert!(text.contains(pack_name), "names the pack: {text}");
+    assert_eq!(v["affected"][0]["snapshot"], id.as_str());
+    assert!(text.contains("report.pdf"), "names the file: {text}");
+}
+
+#[test]
+fn truncated_pack_is_found_without_reading_data() {
+    let (env, _) = setup();
+    let pack = data_pack(&env);
+    let bytes = std::fs::read(&pack).unwrap();
+    std::fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, v) = verify_json(&env, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert!(v.to_string().contains("report.pdf"), "{v}");
+}
+
+#[test]
+fn deleted_pack_and_index_are_reported() {
+    let (env, _) = setup();
+    std::fs::remove_file(data_pack(&env)).unwrap();
+    let (code, v) = verify_json(&env, &[]);
+    assert_eq!(code, 4);
+    assert!(v.to_string().contains("missing from the repository"), "{v}");
+
+    let (env, _) = setup();
+    for f in files_under(&env.repo.join("index")) {
+        std::fs::remove_file(f).unwrap();
+    }
+    std::fs::remove_dir_all(&env.cache).unwrap();
+    let (code, v) = verify_json(&env, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert!(v["unreferenced_packs"].as_array().unwrap().len() >= 2, "{v}");
+}
+
+#[test]
+fn subsets_cover_everything() {
+    let (env, _) = setup();
+    let mut read = 0;
+    for n in 1..=3 {
+        let (code, v) = verify_json(&env, &["--read-data-subset", &format!("{n}/3")]);
+        assert_eq!(code, 0);
+        read += v["packs_read"].as_u64().unwrap();
+    }
+    let (_, all) = verify_json(&env, &["--read-data"]);
+    assert_eq!(read, all["packs_read"].as_u64().unwrap());
+    let (code, _) = verify_json(&env, &["--read-data-subset", "50%"]);
+    assert_eq!(code, 0);
+    assert_eq!(env.run(&["verify", "--read-data-subset", "4/3"]).status.code(), Some(2));
+}
