@@ -86,3 +86,33 @@ fn dry_run_changes_nothing() {
     assert!(out["bytes_marked_obsolete"].as_u64().unwrap() > 0);
     assert_eq!(dir_bytes(&env.repo), before);
 }
+
+#[test]
+fn prune_killed_at_any_point_leaves_a_verifying_repository() {
+    let (env, s, ids) = setup();
+    env.ok(&["forget", &ids[0][..8], &ids[1][..8]]);
+    let started = std::time::Instant::now();
+    let probe_env = {
+        let (probe, _, probe_ids) = setup();
+        probe.ok(&["forget", &probe_ids[0][..8], &probe_ids[1][..8]]);
+        let t = std::time::Instant::now();
+        probe.ok(&["prune", "--instant", "--max-unused", "0"]);
+        t.elapsed()
+    };
+    let _ = started;
+    for point in 0..12u32 {
+        let delay = probe_env.mul_f64(f64::from(point) / 12.0);
+        let mut child = env.cmd().args(["prune", "--max-unused", "0", "--grace-hours", "0"]).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = env.run(&["verify", "--read-data"]);
+        assert_eq!(out.status.code(), Some(0), "after kill {point}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
+    env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
+    let target = env.path("t");
+    env.ok(&["restore", &format!("{}:{s}", &ids[2][..8]), "--target", target.to_str().unwrap()]);
+    assert_same_tree(std::path::Path::new(&s), &target);
+    assert_eq!(env.run(&["verify", "--read-data"]).status.code(), Some(0));
+}

@@ -8,7 +8,7 @@
 //! written and `ArchiveOutcome::errors` tells the caller (exit code 3).
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -216,6 +216,20 @@ fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Opti
     repo.load_tree(node.subtree.as_ref()?).ok()
 }
 
+/// Opens without updating the access time where the kernel allows it (only
+/// the file's owner or root may), so backups do not disturb atimes.
+fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::File::open(path),
+        other => other,
+    }
+}
+
 fn unchanged(old: &Node, meta: &Metadata) -> bool {
     old.kind == NodeKind::File
         && old.size == meta.len()
@@ -348,7 +362,6 @@ impl Archiver<'_> {
             }
         };
         let mut tree = Tree::default();
-        let mut seen: Vec<OsString> = Vec::with_capacity(entries.len());
         for (name, meta) in entries {
             let child = path.join(&name);
             let meta = match meta {
@@ -358,7 +371,6 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            seen.push(name.clone());
             if let Some(node) = self.entry(&name, &child, &meta, parent, false)? {
                 tree.nodes.push(node);
             }
@@ -421,7 +433,7 @@ impl Archiver<'_> {
     /// Outer error: the repository failed (abort). Inner error: the file
     /// could not be read (report and skip).
     fn read_file(&mut self, path: &Path) -> Result<std::io::Result<Vec<ContentRef>>> {
-        let file = match std::fs::File::open(path) {
+        let file = match open_noatime(path) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };

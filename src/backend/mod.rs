@@ -17,8 +17,11 @@
 
 #[cfg(test)]
 pub mod conformance;
+#[doc(hidden)]
+pub mod faulty;
 pub mod local;
 pub mod mega;
+pub mod retry;
 
 use std::fmt;
 

@@ -4,8 +4,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use cairn::backend::retry::RetryBackend;
 use cairn::backend::Backend;
 use cairn::location::Location;
 use cairn::repository::{CacheOptions, Repository};
@@ -54,17 +56,16 @@ pub fn backend(g: &GlobalArgs) -> anyhow::Result<Arc<dyn Backend>> {
 /// The backend for any location string (also `sync --to/--from`).
 pub fn backend_at(g: &GlobalArgs, spec: &str) -> anyhow::Result<Arc<dyn Backend>> {
     let location = Location::parse(spec)?;
-    match location {
-        Location::Mega(path) => mega_backend(g, &path),
-        other => other
-            .local_backend()
-            .ok_or_else(|| anyhow!("repository location {spec:?} is not supported")),
-    }
+    let backend: Box<dyn Backend> = match location {
+        Location::Mega(path) => mega_backend(g, &path)?,
+        Location::Local(path) => Box::new(cairn::backend::local::LocalBackend::new(path)),
+    };
+    Ok(Arc::new(RetryBackend::new(backend, 4, Duration::from_millis(200))))
 }
 
 /// Mega credentials: `CAIRN_MEGA_USER`/`CAIRN_MEGA_PASSWORD`, or a
 /// `--mega-config` file (MegaFuse's `USERNAME = …` / `PASSWORD = …` format).
-fn mega_backend(g: &GlobalArgs, path: &str) -> anyhow::Result<Arc<dyn Backend>> {
+fn mega_backend(g: &GlobalArgs, path: &str) -> anyhow::Result<Box<dyn Backend>> {
     use cairn::backend::mega::{parse_megafuse_config, MegaBackend, MegaConfig};
     let (user, password) = match &g.mega_config {
         Some(file) => {
@@ -87,7 +88,7 @@ fn mega_backend(g: &GlobalArgs, path: &str) -> anyhow::Result<Arc<dyn Backend>> 
     }
     config.mfa_code = std::env::var("CAIRN_MEGA_MFA").ok();
     config.session_cache_dir = cache(g).root.map(|r| r.join("mega-sessions"));
-    Ok(Arc::new(MegaBackend::open(config)?))
+    Ok(Box::new(MegaBackend::open(config)?))
 }
 
 fn first_line(text: &str) -> String {

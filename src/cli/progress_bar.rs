@@ -41,6 +41,21 @@ impl TerminalProgress {
         }
     }
 
+    /// Switches a spinner to a bar with ETA once the total is known.
+    pub fn set_total(&self, total_bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total_bytes);
+            let template = "{elapsed_precise} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+        }
+    }
+
+    pub fn is_visible(&self) -> bool {
+        self.bar.is_some()
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -49,9 +64,13 @@ impl TerminalProgress {
 }
 
 impl Progress for TerminalProgress {
-    fn file_done(&self, _path: &Path, _size_bytes: u64, _read: bool) {
+    fn file_done(&self, _path: &Path, size_bytes: u64, read: bool) {
         let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
+            // Unchanged files count as done without being read.
+            if !read {
+                bar.inc(size_bytes);
+            }
             bar.set_message(format!("{n} files"));
         }
     }

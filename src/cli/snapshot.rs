@@ -68,6 +68,22 @@ pub struct SnapshotArgs {
     pub json: bool,
 }
 
+/// Bytes of regular files below `path` (for the ETA; filters are ignored).
+fn tree_bytes(path: &std::path::Path) -> u64 {
+    let Ok(meta) = path.symlink_metadata() else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| tree_bytes(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 /// Parses `123`, `10k`, `500M`, `2G`, `1T` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -169,7 +185,15 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
         },
     };
     let progress = TerminalProgress::new(g.quiet, None);
-    let outcome = archiver::snapshot(&repo, &options, &progress);
+    let outcome = std::thread::scope(|scope| {
+        if progress.is_visible() {
+            // Size the job in the background, for an ETA; it only reads metadata.
+            let paths = args.paths.clone();
+            let progress = &progress;
+            scope.spawn(move || progress.set_total(paths.iter().map(|p| tree_bytes(p)).sum()));
+        }
+        archiver::snapshot(&repo, &options, &progress)
+    });
     progress.finish();
     let outcome = outcome?;
     let summary = outcome.snapshot.summary.clone().unwrap_or_default();

@@ -27,7 +27,6 @@ use crate::repository::Repository;
 /// Packs uploaded before an index file is written: bounds what a killed run
 /// leaves unindexed (and so re-uploads next time).
 const CHECKPOINT_PACKS: usize = 4;
-const UPLOAD_ATTEMPTS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct SaverOptions {
@@ -140,18 +139,8 @@ impl Shared {
     }
 
     fn upload(&self, pack: FinishedPack) -> Result<()> {
-        let name = pack.id.object_name();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.backend.write(&name, &pack.bytes) {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < UPLOAD_ATTEMPTS => {
-                    std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Transient failures are retried by the backend's retry wrapper.
+        self.backend.write(&pack.id.object_name(), &pack.bytes)?;
         lock(&self.stats).packs_written += 1;
         lock(&self.stats).uploaded_bytes += pack.bytes.len() as u64;
         let ready = {

@@ -58,10 +58,12 @@ fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
         // be supported by the target file system. Neither loses data.
         let _ = xattr::set(path, name, &x.value);
     }
+    // Snapshots do not record atime; the modification time stands in.
+    let atime = if node.atime == Timestamp::default() { node.mtime } else { node.atime };
     utimensat(
         None,
         path,
-        &timespec(node.atime),
+        &timespec(atime),
         &timespec(node.mtime),
         UtimensatFlags::NoFollowSymlink,
     )?;

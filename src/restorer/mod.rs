@@ -368,7 +368,11 @@ fn restore_pack(
     let mut failures = Vec::new();
     for blob in blobs {
         let from = (blob.loc.offset - start) as usize;
-        let stored = &bytes[from..from + blob.loc.length as usize];
+        let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
+            let message = format!("pack {}: read returned too few bytes", pack.short());
+            failures.extend(blob.writes.iter().map(|w| (w.0, message.clone())));
+            continue;
+        };
         let plain = match repo.open_stored_blob(BlobKind::Data, &blob.id, &blob.loc, stored) {
             Ok(plain) => plain,
             Err(e) => {

@@ -180,7 +180,8 @@ pub fn node_from_metadata(
     node.user = names.user(meta.uid());
     node.group = names.group(meta.gid());
     node.mtime = timestamp(meta.mtime(), meta.mtime_nsec());
-    node.atime = timestamp(meta.atime(), meta.atime_nsec());
+    // atime is not recorded: reading a file changes it, and recording it
+    // would make every tree differ from the last snapshot's.
     node.ctime = timestamp(meta.ctime(), meta.ctime_nsec());
     node.inode = meta.ino();
     node.device = meta.dev();

@@ -43,8 +43,7 @@ impl TestEnv {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.cmd().args(args).output().expect("run cairn");
-        out
+        self.cmd().args(args).output().expect("run cairn")
     }
 
     /// Runs and requires exit code 0.
