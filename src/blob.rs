@@ -140,7 +140,10 @@ mod tests {
         for data in [b"tiny".to_vec(), vec![0u8; 100_000], Vec::new()] {
             let id = key.blob_id(&data);
             let stored = seal(&key, BlobKind::Data, &id, &data, Compression::Auto);
-            assert_eq!(open(&key, BlobKind::Data, &id, &stored, data.len()).unwrap(), data);
+            assert_eq!(
+                open(&key, BlobKind::Data, &id, &stored, data.len()).unwrap(),
+                data
+            );
         }
     }
 

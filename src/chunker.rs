@@ -126,7 +126,9 @@ mod tests {
     fn seed_changes_boundaries() {
         let data = pseudo_random(1 << 20, 3);
         let lens = |seed| -> Vec<usize> {
-            Chunker::new(&data[..], small(), seed).map(|c| c.unwrap().len()).collect()
+            Chunker::new(&data[..], small(), seed)
+                .map(|c| c.unwrap().len())
+                .collect()
         };
         assert_ne!(lens(1), lens(2));
     }

@@ -8,19 +8,14 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The user's choice, from `--compression off|auto|LEVEL`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     Off,
     /// Level 3, skipping data whose sample does not compress.
+    #[default]
     Auto,
     /// A fixed zstd level (1..=22), always tried.
     Level(i32),
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Compression::Auto
-    }
 }
 
 impl FromStr for Compression {

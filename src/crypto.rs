@@ -97,7 +97,13 @@ pub fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&nonce_bytes);
     // Encryption of an in-memory buffer with a valid key cannot fail; a
     // failure would mean a broken cipher implementation.
-    match cipher.encrypt(nonce, Payload { msg: plaintext, aad }) {
+    match cipher.encrypt(
+        nonce,
+        Payload {
+            msg: plaintext,
+            aad,
+        },
+    ) {
         Ok(ciphertext) => out.extend_from_slice(&ciphertext),
         Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
     }
@@ -111,7 +117,13 @@ pub fn open_with(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, C
     let cipher = Aes256GcmSiv::new(key.into());
     let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
     cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::AuthenticationFailed)
 }
 
@@ -145,7 +157,9 @@ impl KdfParams {
         if ok {
             Ok(())
         } else {
-            Err(CryptoError::Kdf(format!("unacceptable parameters {self:?}")))
+            Err(CryptoError::Kdf(format!(
+                "unacceptable parameters {self:?}"
+            )))
         }
     }
 }
@@ -195,7 +209,10 @@ mod tests {
             bad[i] ^= 1;
             assert!(key.open(&bad, b"role").is_err(), "bit flip at {i}");
         }
-        assert_eq!(key.open(&sealed[..10], b"role"), Err(CryptoError::TooShort(10)));
+        assert_eq!(
+            key.open(&sealed[..10], b"role"),
+            Err(CryptoError::TooShort(10))
+        );
         let other = MasterKey::from_bytes([2; 32]);
         assert!(other.open(&sealed, b"role").is_err());
     }
@@ -204,7 +221,10 @@ mod tests {
     fn derived_keys_differ_and_are_stable() {
         let key = MasterKey::from_bytes([7; 32]);
         assert_ne!(key.aead, key.blob_id);
-        assert_eq!(key.blob_id(b"x"), MasterKey::from_bytes([7; 32]).blob_id(b"x"));
+        assert_eq!(
+            key.blob_id(b"x"),
+            MasterKey::from_bytes([7; 32]).blob_id(b"x")
+        );
     }
 
     #[test]

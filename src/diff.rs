@@ -110,7 +110,13 @@ fn push(out: &mut Vec<DiffEntry>, path: &Path, change: Change, is_dir: bool) {
 }
 
 /// An entry present on one side only, with everything below it.
-fn one_sided(repo: &Repository, dir: &Path, node: &Node, change: Change, out: &mut Vec<DiffEntry>) -> Result<()> {
+fn one_sided(
+    repo: &Repository,
+    dir: &Path,
+    node: &Node,
+    change: Change,
+    out: &mut Vec<DiffEntry>,
+) -> Result<()> {
     let path = path_of(dir, node);
     let is_dir = node.kind == NodeKind::Dir;
     push(out, &path, change, is_dir);
@@ -140,7 +146,8 @@ fn both(repo: &Repository, dir: &Path, a: &Node, b: &Node, out: &mut Vec<DiffEnt
         }
         return compare(repo, &path, a.subtree.as_ref(), b.subtree.as_ref(), out);
     }
-    let content_differs = a.content != b.content || a.link_target != b.link_target || a.rdev != b.rdev;
+    let content_differs =
+        a.content != b.content || a.link_target != b.link_target || a.rdev != b.rdev;
     if content_differs {
         push(out, &path, Change::Modified, false);
     } else if !same_metadata(a, b) {

@@ -59,7 +59,9 @@ pub fn snapshot(data: &[u8]) {
 }
 
 /// Every target by name, as the fuzz targets and the corpus replay use them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub type Target = (&'static str, fn(&[u8]));
+
+pub const TARGETS: &[Target] = &[
     ("config", config),
     ("key_file", key_file),
     ("pack_header", pack_header),

@@ -29,8 +29,9 @@ impl Location {
             return Ok(Location::Mega(path));
         }
         if let Some((scheme, _)) = spec.split_once(':') {
-            let looks_like_scheme =
-                !scheme.is_empty() && !scheme.contains('/') && scheme.chars().all(|c| c.is_ascii_alphanumeric());
+            let looks_like_scheme = !scheme.is_empty()
+                && !scheme.contains('/')
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric());
             if looks_like_scheme {
                 return Err(Error::InvalidArgument(format!(
                     "unknown repository scheme {scheme:?} in {spec:?} (use a path, local:PATH or mega:PATH)"
@@ -59,10 +60,22 @@ mod tests {
 
     #[test]
     fn parses_locations() {
-        assert_eq!(Location::parse("/srv/b").unwrap(), Location::Local("/srv/b".into()));
-        assert_eq!(Location::parse("local:/srv/b").unwrap(), Location::Local("/srv/b".into()));
-        assert_eq!(Location::parse("rel/dir").unwrap(), Location::Local("rel/dir".into()));
-        assert_eq!(Location::parse("mega:Backups/h").unwrap(), Location::Mega("/Backups/h".into()));
+        assert_eq!(
+            Location::parse("/srv/b").unwrap(),
+            Location::Local("/srv/b".into())
+        );
+        assert_eq!(
+            Location::parse("local:/srv/b").unwrap(),
+            Location::Local("/srv/b".into())
+        );
+        assert_eq!(
+            Location::parse("rel/dir").unwrap(),
+            Location::Local("rel/dir".into())
+        );
+        assert_eq!(
+            Location::parse("mega:Backups/h").unwrap(),
+            Location::Mega("/Backups/h".into())
+        );
         assert!(Location::parse("ftp:/x").is_err());
         assert!(Location::parse("").is_err());
     }

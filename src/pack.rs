@@ -66,7 +66,11 @@ pub enum PackError {
     #[error("header does not decode: {0}")]
     HeaderDecode(String),
     #[error("blob {id} at {offset}+{length} lies outside the pack's data area")]
-    EntryOutOfBounds { id: BlobId, offset: u64, length: u32 },
+    EntryOutOfBounds {
+        id: BlobId,
+        offset: u64,
+        length: u32,
+    },
 }
 
 pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
@@ -173,7 +177,9 @@ pub fn decode_header(
     sealed: &[u8],
     data_end: u64,
 ) -> Result<Vec<PackEntry>, PackError> {
-    let plain = key.open(sealed, HEADER_AAD).map_err(|_| PackError::HeaderAuth)?;
+    let plain = key
+        .open(sealed, HEADER_AAD)
+        .map_err(|_| PackError::HeaderAuth)?;
     let entries = decode_entries(&plain).map_err(PackError::HeaderDecode)?;
     for e in &entries {
         let end = e.offset.checked_add(u64::from(e.length));
@@ -193,7 +199,11 @@ pub fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackE
     let size = pack.len() as u64;
     let trailer_start = size.saturating_sub(TRAILER_BYTES) as usize;
     let (offset, length) = header_range(&pack[trailer_start..], size)?;
-    decode_header(key, &pack[offset as usize..(offset + length) as usize], offset)
+    decode_header(
+        key,
+        &pack[offset as usize..(offset + length) as usize],
+        offset,
+    )
 }
 
 #[cfg(test)]

@@ -40,7 +40,6 @@ pub struct Summary {
     pub duration_secs: f64,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub time: DateTime<FixedOffset>,

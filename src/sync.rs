@@ -15,7 +15,14 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// Object folders in the order they are copied.
-const COPY_ORDER: [&str; 6] = ["keys/", "config", "data/", "index/", "obsolete/", "snapshots/"];
+const COPY_ORDER: [&str; 6] = [
+    "keys/",
+    "config",
+    "data/",
+    "index/",
+    "obsolete/",
+    "snapshots/",
+];
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncStats {
@@ -34,7 +41,12 @@ fn listing(backend: &dyn Backend, prefix: &str) -> Result<HashMap<String, u64>> 
 }
 
 /// Makes `to` hold every object of `from`; with `delete`, only those.
-pub fn sync(from: &dyn Backend, to: &dyn Backend, delete: bool, progress: &dyn Progress) -> Result<SyncStats> {
+pub fn sync(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    delete: bool,
+    progress: &dyn Progress,
+) -> Result<SyncStats> {
     match from.stat("config") {
         Err(e) if e.is_not_found() => {
             return Err(Error::RepositoryNotFound {

@@ -156,10 +156,16 @@ impl Tree {
     /// Decodes and checks the invariants a reader relies on: names are
     /// sorted, unique, and are single path components.
     pub fn decode(bytes: &[u8]) -> Result<Tree, TreeError> {
-        let tree: Tree = ciborium::from_reader(bytes).map_err(|e| TreeError::Decode(e.to_string()))?;
+        let tree: Tree =
+            ciborium::from_reader(bytes).map_err(|e| TreeError::Decode(e.to_string()))?;
         for node in &tree.nodes {
             let name: &[u8] = &node.name;
-            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            if name.is_empty()
+                || name == b"."
+                || name == b".."
+                || name.contains(&b'/')
+                || name.contains(&0)
+            {
                 return Err(TreeError::BadName(node.display_name()));
             }
         }
@@ -209,13 +215,22 @@ mod tests {
     #[test]
     fn invariants_are_checked() {
         let tree = Tree {
-            nodes: vec![Node::new(b"b", NodeKind::File), Node::new(b"a", NodeKind::File)],
+            nodes: vec![
+                Node::new(b"b", NodeKind::File),
+                Node::new(b"a", NodeKind::File),
+            ],
         };
-        assert!(matches!(Tree::decode(&tree.encode()), Err(TreeError::Unsorted(_))));
+        assert!(matches!(
+            Tree::decode(&tree.encode()),
+            Err(TreeError::Unsorted(_))
+        ));
         let tree = Tree {
             nodes: vec![Node::new(b"..", NodeKind::Dir)],
         };
-        assert!(matches!(Tree::decode(&tree.encode()), Err(TreeError::BadName(_))));
+        assert!(matches!(
+            Tree::decode(&tree.encode()),
+            Err(TreeError::BadName(_))
+        ));
         let tree = Tree {
             nodes: vec![Node::new(b"a/b", NodeKind::Dir)],
         };

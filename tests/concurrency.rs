@@ -14,9 +14,16 @@ fn two_snapshots_at_once_both_succeed() {
     for i in 0..30u64 {
         write(&a.join(format!("f{i}")), &random_bytes(100_000, i));
         // Half the data is shared, so both writers race to store it.
-        write(&b.join(format!("f{i}")), &random_bytes(100_000, if i % 2 == 0 { i } else { 500 + i }));
+        write(
+            &b.join(format!("f{i}")),
+            &random_bytes(100_000, if i % 2 == 0 { i } else { 500 + i }),
+        );
     }
-    let spawn = |p: &std::path::Path| env.cmd().args(["snapshot", "--json", p.to_str().unwrap()]).output();
+    let spawn = |p: &std::path::Path| {
+        env.cmd()
+            .args(["snapshot", "--json", p.to_str().unwrap()])
+            .output()
+    };
     let (ra, rb) = std::thread::scope(|s| {
         let ha = s.spawn(|| spawn(&a).unwrap());
         let hb = s.spawn(|| spawn(&b).unwrap());
@@ -27,7 +34,12 @@ fn two_snapshots_at_once_both_succeed() {
     let list: serde_json::Value = serde_json::from_str(&env.ok(&["snapshots", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let out = env.run(&["verify", "--read-data"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for snap in list.as_array().unwrap() {
         let path = snap["paths"][0].as_str().unwrap();
         let target = env.path(&format!("restored-{}", &snap["id"].as_str().unwrap()[..8]));

@@ -13,7 +13,11 @@ fn repo_bytes(env: &TestEnv) -> u64 {
             .map(|e| {
                 let e = e.unwrap();
                 let m = e.metadata().unwrap();
-                if m.is_dir() { walk(&e.path()) } else { m.len() }
+                if m.is_dir() {
+                    walk(&e.path())
+                } else {
+                    m.len()
+                }
             })
             .sum()
     }
@@ -26,7 +30,10 @@ fn second_snapshot_of_unchanged_data_adds_almost_nothing() {
     env.init();
     let src = env.path("src");
     for i in 0..50 {
-        write(&src.join(format!("d{}/f{i}", i % 5)), &random_bytes(20_000 + i * 100, i as u64));
+        write(
+            &src.join(format!("d{}/f{i}", i % 5)),
+            &random_bytes(20_000 + i * 100, i as u64),
+        );
     }
     write(&src.join("big"), &random_bytes(5 << 20, 99));
     let s = src.to_str().unwrap();
@@ -36,9 +43,16 @@ fn second_snapshot_of_unchanged_data_adds_almost_nothing() {
     let second = env.snapshot_summary(&[s]);
     let after = repo_bytes(&env);
     assert_eq!(second["summary"]["files_unchanged"], 51, "{second}");
-    assert_eq!(second["summary"]["read_bytes"], 0, "unchanged files are not read");
+    assert_eq!(
+        second["summary"]["read_bytes"], 0,
+        "unchanged files are not read"
+    );
     assert_eq!(second["summary"]["blobs_added"], 0);
-    assert!(after - before < 16 * 1024, "second snapshot added {} bytes", after - before);
+    assert!(
+        after - before < 16 * 1024,
+        "second snapshot added {} bytes",
+        after - before
+    );
     assert!(second["parent"].as_str().is_some());
 
     // Same data under a forced full read: still nothing new stored.
@@ -57,7 +71,10 @@ fn insertion_near_start_reuses_most_chunks() {
     let s = src.to_str().unwrap();
     let first = env.snapshot_summary(&[s]);
     let first_blobs = first["summary"]["blobs_added"].as_u64().unwrap();
-    assert!(first_blobs > 100, "small chunks give many blobs: {first_blobs}");
+    assert!(
+        first_blobs > 100,
+        "small chunks give many blobs: {first_blobs}"
+    );
     let mut edited = data.clone();
     edited.splice(1000..1000, b"a few inserted bytes".iter().copied());
     write(&src.join("file"), &edited);
@@ -68,7 +85,12 @@ fn insertion_near_start_reuses_most_chunks() {
     assert!(new_blobs <= 6, "insertion stored {new_blobs} new blobs");
 
     let target = env.path("t");
-    env.ok(&["restore", &format!("latest:{s}/file"), "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "restore",
+        &format!("latest:{s}/file"),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(target.join("file")).unwrap(), edited);
 }
 
@@ -77,7 +99,10 @@ fn incompressible_and_compressible_data_are_stored_sensibly() {
     let env = TestEnv::new();
     env.init();
     let src = env.path("src");
-    write(&src.join("log"), &b"2026-11-26 INFO request served in 3ms\n".repeat(200_000));
+    write(
+        &src.join("log"),
+        &b"2026-11-26 INFO request served in 3ms\n".repeat(200_000),
+    );
     let s = src.to_str().unwrap();
     let v = env.snapshot_summary(&[s]);
     let plain = v["summary"]["added_plain_bytes"].as_u64().unwrap();
@@ -90,5 +115,8 @@ fn incompressible_and_compressible_data_are_stored_sensibly() {
     let v = env2.snapshot_summary(&[env2.path("src").to_str().unwrap(), "--compression", "auto"]);
     let plain = v["summary"]["added_plain_bytes"].as_u64().unwrap();
     let stored = v["summary"]["added_stored_bytes"].as_u64().unwrap();
-    assert!(stored < plain + 4096, "random data stored raw, overhead small: {stored} vs {plain}");
+    assert!(
+        stored < plain + 4096,
+        "random data stored raw, overhead small: {stored} vs {plain}"
+    );
 }

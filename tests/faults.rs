@@ -21,7 +21,11 @@ const PW: &[u8] = b"pw";
 
 fn cheap() -> InitOptions {
     InitOptions {
-        kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
         pack_target_bytes: Some(256 * 1024),
         ..InitOptions::default()
     }
@@ -31,7 +35,10 @@ fn source(dir: &std::path::Path) -> std::path::PathBuf {
     let src = dir.join("src");
     for i in 0..20u64 {
         let mut data = vec![0u8; 150_000];
-        blake3::Hasher::new().update(&i.to_le_bytes()).finalize_xof().fill(&mut data);
+        blake3::Hasher::new()
+            .update(&i.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut data);
         std::fs::create_dir_all(src.join(format!("d{}", i % 3))).unwrap();
         std::fs::write(src.join(format!("d{}/f{i}", i % 3)), data).unwrap();
     }
@@ -54,7 +61,11 @@ fn options(src: &std::path::Path) -> SnapshotOptions {
 
 fn faulty(root: &std::path::Path, faults: Vec<Fault>, seed: u64) -> Arc<dyn Backend> {
     let inner = FaultyBackend::new(LocalBackend::new(root), faults, seed);
-    Arc::new(RetryBackend::new(Box::new(inner), 5, Duration::from_millis(1)))
+    Arc::new(RetryBackend::new(
+        Box::new(inner),
+        5,
+        Duration::from_millis(1),
+    ))
 }
 
 fn clean(root: &std::path::Path) -> Arc<dyn Backend> {
@@ -72,7 +83,12 @@ fn assert_consistent(root: &std::path::Path, tmp: &std::path::Path) {
         let stats = restorer::restore(
             &repo,
             &snap,
-            &RestoreOptions { target, subpath: None, filter: None, overwrite: false },
+            &RestoreOptions {
+                target,
+                subpath: None,
+                filter: None,
+                overwrite: false,
+            },
             &NoProgress,
         )
         .unwrap();
@@ -87,8 +103,16 @@ fn transient_faults_at_a_rate_are_retried() {
     Repository::init(clean(&root), PW, &cheap(), &CacheOptions::default()).unwrap();
     let src = source(tmp.path());
     let faults = vec![
-        Fault { op: Op::Any, kind: FaultKind::Transient, trigger: Trigger::Rate(0.2) },
-        Fault { op: Op::Write, kind: FaultKind::Stall(Duration::from_millis(5)), trigger: Trigger::Rate(0.1) },
+        Fault {
+            op: Op::Any,
+            kind: FaultKind::Transient,
+            trigger: Trigger::Rate(0.2),
+        },
+        Fault {
+            op: Op::Write,
+            kind: FaultKind::Stall(Duration::from_millis(5)),
+            trigger: Trigger::Rate(0.1),
+        },
     ];
     let backend = faulty(&root, faults, 42);
     let repo = Repository::open(backend, PW, &CacheOptions::default()).unwrap();
@@ -105,10 +129,13 @@ fn a_failing_write_at_each_call_never_leaves_a_broken_snapshot() {
     for call in 1..=40u64 {
         let root = tmp.path().join(format!("repo{call}"));
         Repository::init(clean(&root), PW, &cheap(), &CacheOptions::default()).unwrap();
-        let faults = vec![
-            Fault { op: Op::Write, kind: FaultKind::Permanent, trigger: Trigger::Call(call) },
-        ];
-        let repo = Repository::open(faulty(&root, faults, call), PW, &CacheOptions::default()).unwrap();
+        let faults = vec![Fault {
+            op: Op::Write,
+            kind: FaultKind::Permanent,
+            trigger: Trigger::Call(call),
+        }];
+        let repo =
+            Repository::open(faulty(&root, faults, call), PW, &CacheOptions::default()).unwrap();
         match archiver::snapshot(&repo, &options(&src), &NoProgress) {
             Ok(_) => {}
             Err(e) => {
@@ -132,9 +159,15 @@ fn disk_full_is_a_clear_error_and_the_repository_stays_intact() {
         archiver::snapshot(&repo, &options(&src), &NoProgress).unwrap();
     }
     std::fs::write(src.join("new"), vec![7u8; 2_000_000]).unwrap();
-    let faults = vec![Fault { op: Op::Write, kind: FaultKind::Full, trigger: Trigger::Call(3) }];
+    let faults = vec![Fault {
+        op: Op::Write,
+        kind: FaultKind::Full,
+        trigger: Trigger::Call(3),
+    }];
     let repo = Repository::open(faulty(&root, faults, 1), PW, &CacheOptions::default()).unwrap();
-    let err = archiver::snapshot(&repo, &options(&src), &NoProgress).err().expect("fails");
+    let err = archiver::snapshot(&repo, &options(&src), &NoProgress)
+        .err()
+        .expect("fails");
     assert!(err.to_string().contains("no space"), "{err}");
     assert_consistent(&root, tmp.path());
 }
@@ -151,18 +184,29 @@ fn corrupted_and_short_reads_are_errors_not_panics() {
     }
     for kind in [FaultKind::Corrupt, FaultKind::Short] {
         for seed in 0..5 {
-            let faults = vec![Fault { op: Op::Read, kind, trigger: Trigger::Rate(0.3) }];
+            let faults = vec![Fault {
+                op: Op::Read,
+                kind,
+                trigger: Trigger::Rate(0.3),
+            }];
             let backend = faulty(&root, faults, seed);
             let Ok(repo) = Repository::open(backend, PW, &CacheOptions::default()) else {
                 continue;
             };
-            let Ok(snaps) = repo.list_snapshots() else { continue };
+            let Ok(snaps) = repo.list_snapshots() else {
+                continue;
+            };
             for (_, snap) in snaps {
                 let target = tmp.path().join(format!("r-{}", rand::random::<u32>()));
                 if let Ok(stats) = restorer::restore(
                     &repo,
                     &snap,
-                    &RestoreOptions { target, subpath: None, filter: None, overwrite: false },
+                    &RestoreOptions {
+                        target,
+                        subpath: None,
+                        filter: None,
+                        overwrite: false,
+                    },
                     &NoProgress,
                 ) {
                     for e in &stats.errors {

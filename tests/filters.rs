@@ -59,13 +59,24 @@ fn docker_and_plex_rules_select_what_duplicity_selects() {
     env.snapshot(&args);
     let got = listing(&env, &r);
     let expected: BTreeSet<String> = [
-        "/etc", "/etc/hostname", "/home", "/home/ann", "/home/ann/notes.txt", "/var", "/var/lib",
-        "/var/lib/docker", "/var/lib/docker/containers", "/var/lib/docker/containers/abc",
-        "/var/lib/docker/containers/abc/config.v2.json", "/var/lib/plexmediaserver",
-        "/var/lib/plexmediaserver/Library", "/var/lib/plexmediaserver/Library/Application Support",
+        "/etc",
+        "/etc/hostname",
+        "/home",
+        "/home/ann",
+        "/home/ann/notes.txt",
+        "/var",
+        "/var/lib",
+        "/var/lib/docker",
+        "/var/lib/docker/containers",
+        "/var/lib/docker/containers/abc",
+        "/var/lib/docker/containers/abc/config.v2.json",
+        "/var/lib/plexmediaserver",
+        "/var/lib/plexmediaserver/Library",
+        "/var/lib/plexmediaserver/Library/Application Support",
         "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server",
         "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server/Preferences.xml",
-        "/var/lib/dpkg", "/var/lib/dpkg/status",
+        "/var/lib/dpkg",
+        "/var/lib/dpkg/status",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -79,10 +90,23 @@ fn filelists_regexp_and_special_excludes() {
     env.init();
     let root = env.path("src");
     let r = root.to_str().unwrap().to_string();
-    for f in ["a/keep.txt", "a/drop.tmp", "b/x.txt", "cache/CACHEDIR.TAG", "cache/blob", "marked/.nobackup", "marked/f", "c/big", "c/small"] {
+    for f in [
+        "a/keep.txt",
+        "a/drop.tmp",
+        "b/x.txt",
+        "cache/CACHEDIR.TAG",
+        "cache/blob",
+        "marked/.nobackup",
+        "marked/f",
+        "c/big",
+        "c/small",
+    ] {
         write(&root.join(f), b"x");
     }
-    write(&root.join("cache/CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc55\n");
+    write(
+        &root.join("cache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55\n",
+    );
     write(&root.join("c/big"), &vec![1u8; 200_000]);
     let list = env.path("exclude.list");
     std::fs::write(&list, format!("# comment\n- {r}/b\n")).unwrap();
@@ -97,6 +121,9 @@ fn filelists_regexp_and_special_excludes() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     env.snapshot(&args);
     let got = listing(&env, &r);
-    let expected: BTreeSet<String> = ["/a", "/a/keep.txt", "/c", "/c/small"].iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = ["/a", "/a/keep.txt", "/c", "/c/small"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(got, expected);
 }

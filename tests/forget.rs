@@ -10,7 +10,12 @@ fn ids_by_time(env: &TestEnv) -> Vec<(String, String)> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["time"].as_str().unwrap()[..19].to_string(), s["id"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["time"].as_str().unwrap()[..19].to_string(),
+                s["id"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -43,12 +48,21 @@ fn keep_daily_and_last_per_group() {
     let left: Vec<String> = ids_by_time(&env).into_iter().map(|(t, _)| t).collect();
     assert_eq!(
         left,
-        vec!["2020-01-01T00:00:00", "2026-03-02T09:00:00", "2026-03-03T21:00:00"],
+        vec![
+            "2020-01-01T00:00:00",
+            "2026-03-02T09:00:00",
+            "2026-03-03T21:00:00"
+        ],
     );
     // Kept snapshots still restore their own contents.
     let target = env.path("t");
     let (_, id) = ids_by_time(&env)[1].clone();
-    env.ok(&["restore", &format!("{}:{s}", &id[..8]), "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "restore",
+        &format!("{}:{s}", &id[..8]),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(target.join("f")).unwrap(), b"version 2");
 }
 

@@ -66,25 +66,54 @@ fn generate_seed_corpus() {
     let mut plain = Vec::new();
     ciborium::into_writer(&config, &mut plain).unwrap();
     save("config", "plain", &plain);
-    let cheap = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    save("key_file", "key", &KeyFile::create(&key, b"pw", cheap, "h", "u").unwrap().encode());
+    let cheap = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    save(
+        "key_file",
+        "key",
+        &KeyFile::create(&key, b"pw", cheap, "h", "u")
+            .unwrap()
+            .encode(),
+    );
     let mut writer = cairn::pack::PackWriter::new();
     let mut tree = cairn::tree::Tree::default();
     for i in 0..3u8 {
         let data = vec![i; 100 * (i as usize + 1)];
         let id = key.blob_id(&data);
-        writer.add(BlobKind::Data, id, data.len() as u32, blob::seal(&key, BlobKind::Data, &id, &data, Compression::Auto));
-        let mut node = cairn::tree::Node::new(format!("file{i}").as_bytes(), cairn::tree::NodeKind::File);
-        node.content.push(cairn::tree::ContentRef(id, data.len() as u32));
+        writer.add(
+            BlobKind::Data,
+            id,
+            data.len() as u32,
+            blob::seal(&key, BlobKind::Data, &id, &data, Compression::Auto),
+        );
+        let mut node =
+            cairn::tree::Node::new(format!("file{i}").as_bytes(), cairn::tree::NodeKind::File);
+        node.content
+            .push(cairn::tree::ContentRef(id, data.len() as u32));
         tree.nodes.push(node);
-        save("blob", &format!("blob{i}"), &blob::seal(&key, BlobKind::Data, &id, &data, Compression::Level(3)));
+        save(
+            "blob",
+            &format!("blob{i}"),
+            &blob::seal(&key, BlobKind::Data, &id, &data, Compression::Level(3)),
+        );
     }
     let pack = writer.finish(&key);
     save("pack_header", "pack", &pack.bytes);
-    save("pack_header", "entries", &cairn::pack::encode_entries(&pack.entries));
+    save(
+        "pack_header",
+        "entries",
+        &cairn::pack::encode_entries(&pack.entries),
+    );
     let index = cairn::index::IndexFile {
         supersedes: vec![],
-        packs: vec![cairn::index::IndexedPack { id: pack.id, size_bytes: pack.bytes.len() as u64, blobs: pack.entries.clone() }],
+        packs: vec![cairn::index::IndexedPack {
+            id: pack.id,
+            size_bytes: pack.bytes.len() as u64,
+            blobs: pack.entries.clone(),
+        }],
     };
     save("index_file", "sealed", &index.seal(&key).1);
     let mut plain = Vec::new();

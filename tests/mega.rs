@@ -35,42 +35,109 @@ fn ok(env: &TestEnv, server: &MegaTestServer, args: &[&str]) -> String {
 fn snapshot_restore_verify_forget_prune_on_mega() {
     let server = MegaTestServer::start_with(TestAccount::v2(USER, MEGA_PASSWORD)).unwrap();
     let env = mega_env(&server);
-    ok(&env, &server, &["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--kdf-parallelism", "1"]);
+    ok(
+        &env,
+        &server,
+        &[
+            "init",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ],
+    );
     let src = env.path("src");
     write(&src.join("small"), b"tiny");
     write(&src.join("empty"), b"");
     write(&src.join("dir/big.bin"), &random_bytes(3 << 20, 1));
     let s = src.to_str().unwrap();
-    let first: serde_json::Value = serde_json::from_str(&ok(&env, &server, &["snapshot", "--json", s])).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(&ok(&env, &server, &["snapshot", "--json", s])).unwrap();
     assert!(first["summary"]["uploaded_bytes"].as_u64().unwrap() > 3 << 20);
     write(&src.join("small"), b"changed");
     ok(&env, &server, &["snapshot", s]);
 
     let target = env.path("restored");
-    ok(&env, &server, &["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()]);
+    ok(
+        &env,
+        &server,
+        &[
+            "restore",
+            &format!("latest:{s}"),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    );
     assert_same_tree(&src, &target);
     let verify = cmd(&env, &server, &["verify", "--read-data"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 
-    ok(&env, &server, &["forget", "--keep-last", "1", "--prune", "--instant", "--max-unused", "0"]);
-    let list: serde_json::Value = serde_json::from_str(&ok(&env, &server, &["snapshots", "--json"])).unwrap();
+    ok(
+        &env,
+        &server,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--instant",
+            "--max-unused",
+            "0",
+        ],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&env, &server, &["snapshots", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let verify = cmd(&env, &server, &["verify", "--read-data"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
-    assert!(server.violations().is_empty(), "protocol violations: {:?}", server.violations());
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(
+        server.violations().is_empty(),
+        "protocol violations: {:?}",
+        server.violations()
+    );
 }
 
 #[test]
 fn transient_faults_are_retried_and_quota_is_a_clear_error() {
     let server = MegaTestServer::start_with(TestAccount::v1(USER, MEGA_PASSWORD)).unwrap();
     let env = mega_env(&server);
-    ok(&env, &server, &["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--kdf-parallelism", "1"]);
+    ok(
+        &env,
+        &server,
+        &[
+            "init",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ],
+    );
     let src = env.path("src");
     write(&src.join("f"), &random_bytes(500_000, 2));
     let s = src.to_str().unwrap();
     server.inject(Fault::Request { code: -3, times: 2 });
-    server.inject(Fault::Http { status: 500, times: 1 });
-    server.inject(Fault::UploadBody { body: "-3".into(), times: 1 });
+    server.inject(Fault::Http {
+        status: 500,
+        times: 1,
+    });
+    server.inject(Fault::UploadBody {
+        body: "-3".into(),
+        times: 1,
+    });
     server.inject(Fault::ExpireSessions);
     ok(&env, &server, &["snapshot", s]);
     let verify = cmd(&env, &server, &["verify", "--read-data"]);
@@ -80,11 +147,20 @@ fn transient_faults_are_retried_and_quota_is_a_clear_error() {
     write(&src.join("g"), &random_bytes(500_000, 3));
     let out = cmd(&env, &server, &["snapshot", s]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).to_lowercase().contains("quota"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("quota"),
+        "{}",
+        stderr(&out)
+    );
     // The failed run left the repository as it was.
     server.clear_faults();
     let verify = cmd(&env, &server, &["verify"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[test]
@@ -115,12 +191,30 @@ fn sync_local_repository_to_mega_and_back() {
     assert_eq!(again["objects_copied"], 0);
     // The mirror is a working repository, and pulls back into a new one.
     let out = mega_cmd(&["-r", "mega:/Backups/mirror", "verify", "--read-data"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let copy = env.path("copy");
-    let out = mega_cmd(&["-r", copy.to_str().unwrap(), "sync", "--from", "mega:/Backups/mirror"]);
+    let out = mega_cmd(&[
+        "-r",
+        copy.to_str().unwrap(),
+        "sync",
+        "--from",
+        "mega:/Backups/mirror",
+    ]);
     assert_success(&out, &["sync --from"]);
     let target = env.path("t");
-    let out = mega_cmd(&["-r", copy.to_str().unwrap(), "restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()]);
+    let out = mega_cmd(&[
+        "-r",
+        copy.to_str().unwrap(),
+        "restore",
+        &format!("latest:{s}"),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_success(&out, &["restore from copy"]);
     assert_same_tree(&src, &target);
 }
@@ -130,12 +224,26 @@ fn megafuse_config_file_is_accepted() {
     let server = MegaTestServer::start_with(TestAccount::v1(USER, MEGA_PASSWORD)).unwrap();
     let env = TestEnv::new();
     let config = env.path("megafuse.conf");
-    std::fs::write(&config, format!("USERNAME = {USER}\nPASSWORD = {MEGA_PASSWORD}\nMOUNTPOINT = /mega\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("USERNAME = {USER}\nPASSWORD = {MEGA_PASSWORD}\nMOUNTPOINT = /mega\n"),
+    )
+    .unwrap();
     let out = env
         .cmd()
         .env("CAIRN_REPOSITORY", "mega:/Backups/h")
         .env("CAIRN_MEGA_API_URL", server.api_url())
-        .args(["--mega-config", config.to_str().unwrap(), "init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--kdf-parallelism", "1"])
+        .args([
+            "--mega-config",
+            config.to_str().unwrap(),
+            "init",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ])
         .output()
         .unwrap();
     assert_success(&out, &["init with --mega-config"]);
@@ -149,5 +257,9 @@ fn megafuse_config_file_is_accepted() {
         .output()
         .unwrap();
     assert_eq!(wrong.status.code(), Some(1));
-    assert!(stderr(&wrong).to_lowercase().contains("mega"), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).to_lowercase().contains("mega"),
+        "{}",
+        stderr(&wrong)
+    );
 }

@@ -12,7 +12,11 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
             rd.map(|e| {
                 let e = e.unwrap();
                 let m = e.metadata().unwrap();
-                if m.is_dir() { dir_bytes(&e.path()) } else { m.len() }
+                if m.is_dir() {
+                    dir_bytes(&e.path())
+                } else {
+                    m.len()
+                }
             })
             .sum()
         })
@@ -45,11 +49,17 @@ fn instant_prune_frees_forgotten_data_and_keeps_the_rest() {
     // Two of three 2 MiB versions are gone.
     assert!(after + (3 << 20) < before, "before {before}, after {after}");
     let target = env.path("t");
-    env.ok(&["restore", &format!("{}:{s}", &ids[2][..8]), "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "restore",
+        &format!("{}:{s}", &ids[2][..8]),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_same_tree(std::path::Path::new(&s), &target);
     // A second prune has nothing left to do.
     let again: serde_json::Value =
-        serde_json::from_str(&env.ok(&["prune", "--instant", "--max-unused", "0", "--json"])).unwrap();
+        serde_json::from_str(&env.ok(&["prune", "--instant", "--max-unused", "0", "--json"]))
+            .unwrap();
     assert_eq!(again["packs_deleted"], 0, "{again}");
 }
 
@@ -57,10 +67,22 @@ fn instant_prune_frees_forgotten_data_and_keeps_the_rest() {
 fn grace_period_defers_deletion() {
     let (env, s, ids) = setup();
     env.ok(&["forget", &ids[0][..8]]);
-    let first: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--max-unused", "0", "--json"])).unwrap();
-    assert!(first["bytes_marked_obsolete"].as_u64().unwrap() > 0, "{first}");
-    assert_eq!(first["packs_deleted"], 0, "nothing deleted within the grace period");
-    assert!(std::fs::read_dir(env.repo.join("obsolete")).unwrap().count() == 1);
+    let first: serde_json::Value =
+        serde_json::from_str(&env.ok(&["prune", "--max-unused", "0", "--json"])).unwrap();
+    assert!(
+        first["bytes_marked_obsolete"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    assert_eq!(
+        first["packs_deleted"], 0,
+        "nothing deleted within the grace period"
+    );
+    assert!(
+        std::fs::read_dir(env.repo.join("obsolete"))
+            .unwrap()
+            .count()
+            == 1
+    );
     // Still within grace: a second prune waits.
     let second: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--json"])).unwrap();
     assert_eq!(second["packs_deleted"], 0);
@@ -69,10 +91,20 @@ fn grace_period_defers_deletion() {
     let third: serde_json::Value =
         serde_json::from_str(&env.ok(&["prune", "--grace-hours", "0", "--json"])).unwrap();
     assert!(third["packs_deleted"].as_u64().unwrap() > 0, "{third}");
-    assert_eq!(std::fs::read_dir(env.repo.join("obsolete")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(env.repo.join("obsolete"))
+            .unwrap()
+            .count(),
+        0
+    );
     for id in &ids[1..] {
         let target = env.path(&format!("t-{}", &id[..8]));
-        env.ok(&["restore", &format!("{}:{s}", &id[..8]), "--target", target.to_str().unwrap()]);
+        env.ok(&[
+            "restore",
+            &format!("{}:{s}", &id[..8]),
+            "--target",
+            target.to_str().unwrap(),
+        ]);
     }
 }
 
@@ -81,8 +113,15 @@ fn dry_run_changes_nothing() {
     let (env, _s, ids) = setup();
     env.ok(&["forget", &ids[0][..8]]);
     let before = dir_bytes(&env.repo);
-    let out: serde_json::Value =
-        serde_json::from_str(&env.ok(&["prune", "--dry-run", "--instant", "--max-unused", "0", "--json"])).unwrap();
+    let out: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "prune",
+        "--dry-run",
+        "--instant",
+        "--max-unused",
+        "0",
+        "--json",
+    ]))
+    .unwrap();
     assert!(out["bytes_marked_obsolete"].as_u64().unwrap() > 0);
     assert_eq!(dir_bytes(&env.repo), before);
 }
@@ -102,17 +141,31 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
     let _ = started;
     for point in 0..12u32 {
         let delay = probe_env.mul_f64(f64::from(point) / 12.0);
-        let mut child = env.cmd().args(["prune", "--max-unused", "0", "--grace-hours", "0"]).spawn().unwrap();
+        let mut child = env
+            .cmd()
+            .args(["prune", "--max-unused", "0", "--grace-hours", "0"])
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
         let out = env.run(&["verify", "--read-data"]);
-        assert_eq!(out.status.code(), Some(0), "after kill {point}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "after kill {point}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
     env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
     let target = env.path("t");
-    env.ok(&["restore", &format!("{}:{s}", &ids[2][..8]), "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "restore",
+        &format!("{}:{s}", &ids[2][..8]),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert_same_tree(std::path::Path::new(&s), &target);
     assert_eq!(env.run(&["verify", "--read-data"]).status.code(), Some(0));
 }

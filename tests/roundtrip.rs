@@ -26,7 +26,10 @@ fn build_everything(src: &Path) -> bool {
     std::fs::create_dir_all(src.join("dir/sub/deeper")).unwrap();
     write(&src.join("empty"), b"");
     write(&src.join("tiny"), b"x");
-    write(&src.join("dir/sub/text.txt"), &b"some compressible text\n".repeat(10_000));
+    write(
+        &src.join("dir/sub/text.txt"),
+        &b"some compressible text\n".repeat(10_000),
+    );
     let mut big = random_bytes(6 << 20, 1);
     big.extend_from_slice(&vec![0u8; 3 << 20]);
     big.extend_from_slice(&random_bytes(1 << 20, 2));
@@ -38,12 +41,23 @@ fn build_everything(src: &Path) -> bool {
     drop(sparse);
     std::os::unix::fs::symlink("dir/sub/text.txt", src.join("link")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/target", src.join("dangling")).unwrap();
-    std::os::unix::fs::symlink(OsStr::from_bytes(b"bad\xff\xfetarget"), src.join("odd-link")).unwrap();
+    std::os::unix::fs::symlink(
+        OsStr::from_bytes(b"bad\xff\xfetarget"),
+        src.join("odd-link"),
+    )
+    .unwrap();
     write(&src.join("hard1"), b"hard linked content");
     std::fs::hard_link(src.join("hard1"), src.join("dir/hard2")).unwrap();
-    nix::unistd::mkfifo(&src.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
+    nix::unistd::mkfifo(
+        &src.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
     let _socket = std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
-    write(&src.join(OsStr::from_bytes(b"not-utf8-\xff\xfe")), b"odd name");
+    write(
+        &src.join(OsStr::from_bytes(b"not-utf8-\xff\xfe")),
+        b"odd name",
+    );
     write(&src.join("new\nline"), b"newline name");
     write(&src.join("setuid"), b"#!/bin/sh\n");
     chmod(&src.join("setuid"), 0o4755);
@@ -75,7 +89,7 @@ fn build_everything(src: &Path) -> bool {
             &src.join("owned-link"),
             Some(4321.into()),
             Some(8765.into()),
-            nix::unistd::FchownatFlags::NoFollowSymlink,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .unwrap();
     }
@@ -133,10 +147,16 @@ fn every_kind_of_entry_roundtrips() {
     );
     let hard1 = target.join("hard1").metadata().unwrap();
     let hard2 = target.join("dir/hard2").metadata().unwrap();
-    assert_eq!(hard1.ino(), hard2.ino(), "hard links restored as hard links");
+    assert_eq!(
+        hard1.ino(),
+        hard2.ino(),
+        "hard links restored as hard links"
+    );
     if xattrs_ok {
         assert_eq!(
-            xattr::get(target.join("tiny"), "user.cairn.test").unwrap().unwrap(),
+            xattr::get(target.join("tiny"), "user.cairn.test")
+                .unwrap()
+                .unwrap(),
             b"value\x00\xff"
         );
     }
@@ -155,8 +175,18 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     let out = env.run(&["restore", &spec, "--target", target.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
-    assert_eq!(std::fs::read(target.join("a")).unwrap(), b"old", "nothing clobbered");
-    env.ok(&["restore", &spec, "--target", target.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(
+        std::fs::read(target.join("a")).unwrap(),
+        b"old",
+        "nothing clobbered"
+    );
+    env.ok(&[
+        "restore",
+        &spec,
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+    ]);
     assert_eq!(std::fs::read(target.join("a")).unwrap(), b"new contents");
 }
 
@@ -172,8 +202,14 @@ fn restore_include_and_exclude_select_paths() {
     let target = env.path("t");
     let include = format!("{}/keep", src.display());
     env.ok(&[
-        "restore", "latest", "--target", target.to_str().unwrap(),
-        "--include", &include, "--exclude", "**/*.log",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        &include,
+        "--exclude",
+        "**/*.log",
     ]);
     let base = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(base.join("keep/a.txt")).unwrap(), b"a");

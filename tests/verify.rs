@@ -96,7 +96,10 @@ fn deleted_pack_and_index_are_reported() {
     std::fs::remove_dir_all(&env.cache).unwrap();
     let (code, v) = verify_json(&env, &[]);
     assert_eq!(code, 4, "{v}");
-    assert!(v["unreferenced_packs"].as_array().unwrap().len() >= 2, "{v}");
+    assert!(
+        v["unreferenced_packs"].as_array().unwrap().len() >= 2,
+        "{v}"
+    );
 }
 
 #[test]
@@ -112,5 +115,10 @@ fn subsets_cover_everything() {
     assert_eq!(read, all["packs_read"].as_u64().unwrap());
     let (code, _) = verify_json(&env, &["--read-data-subset", "50%"]);
     assert_eq!(code, 0);
-    assert_eq!(env.run(&["verify", "--read-data-subset", "4/3"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["verify", "--read-data-subset", "4/3"])
+            .status
+            .code(),
+        Some(2)
+    );
 }

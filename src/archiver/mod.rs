@@ -248,7 +248,12 @@ impl Archiver<'_> {
     }
 
     /// A directory above (or at) the source paths.
-    fn virtual_dir(&mut self, path: &Path, trie: &PathTrie, parent: Option<&Tree>) -> Result<BlobId> {
+    fn virtual_dir(
+        &mut self,
+        path: &Path,
+        trie: &PathTrie,
+        parent: Option<&Tree>,
+    ) -> Result<BlobId> {
         let mut tree = Tree::default();
         for (name, child) in &trie.children {
             let name_os = OsStr::from_bytes(name);
@@ -267,13 +272,14 @@ impl Archiver<'_> {
                 }
                 continue;
             }
-            let mut node = match walker::node_from_metadata(name_os, &child_path, &meta, &mut self.names) {
-                Ok(node) => node,
-                Err(e) => {
-                    self.report(&child_path, e.to_string());
-                    continue;
-                }
-            };
+            let mut node =
+                match walker::node_from_metadata(name_os, &child_path, &meta, &mut self.names) {
+                    Ok(node) => node,
+                    Err(e) => {
+                        self.report(&child_path, e.to_string());
+                        continue;
+                    }
+                };
             node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
             tree.nodes.push(node);
         }
@@ -341,7 +347,8 @@ impl Archiver<'_> {
                 node.subtree = Some(subtree);
             }
             NodeKind::File => {
-                if !self.file(path, meta, old, &mut node)? {
+                let stored = self.file(path, meta, old, &mut node)?;
+                if !stored {
                     self.summary.source_entries -= 1;
                     return Ok(None);
                 }
@@ -398,7 +405,13 @@ impl Archiver<'_> {
     }
 
     /// Fills a file node's content. `false` when the file could not be read.
-    fn file(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>, node: &mut Node) -> Result<bool> {
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        old: Option<&Node>,
+        node: &mut Node,
+    ) -> Result<bool> {
         self.summary.source_bytes += meta.len();
         if let Some(old) = old.filter(|o| unchanged(o, meta)) {
             node.content = old.content.clone();

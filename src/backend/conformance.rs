@@ -23,7 +23,10 @@ pub fn run_all(backend: &dyn Backend) {
 }
 
 fn empty_location_lists_nothing(b: &dyn Backend) {
-    assert!(b.list("").expect("list").is_empty(), "a new location is empty");
+    assert!(
+        b.list("").expect("list").is_empty(),
+        "a new location is empty"
+    );
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -58,7 +61,12 @@ fn small_and_empty_objects(b: &dyn Backend) {
 fn read_range_is_exact(b: &dyn Backend) {
     let bytes = pattern(3 * 1024 * 1024 + 17, (3 * 1024 * 1024 + 17) as u8);
     let name = "data/ab/ab0001";
-    for (offset, len) in [(0u64, 1u64), (5, 100), (1_048_570, 20), (3 * 1024 * 1024, 17)] {
+    for (offset, len) in [
+        (0u64, 1u64),
+        (5, 100),
+        (1_048_570, 20),
+        (3 * 1024 * 1024, 17),
+    ] {
         let got = b.read_range(name, offset, len).expect("read_range");
         assert_eq!(
             got,
@@ -89,13 +97,21 @@ fn list_by_prefix(b: &dyn Backend) {
     let all = names("");
     assert_eq!(all.len(), 8, "every object listed once: {all:?}");
     let sizes = b.list("data/").expect("list");
-    assert_eq!(sizes[0].size_bytes, 3 * 1024 * 1024 + 17, "list reports sizes");
+    assert_eq!(
+        sizes[0].size_bytes,
+        3 * 1024 * 1024 + 17,
+        "list reports sizes"
+    );
 }
 
 fn overwrite_replaces(b: &dyn Backend) {
     b.write("keys/k1", b"second").expect("overwrite");
     assert_eq!(b.read("keys/k1").expect("read"), b"second");
-    assert_eq!(b.list("keys/").expect("list").len(), 1, "no duplicate after overwrite");
+    assert_eq!(
+        b.list("keys/").expect("list").len(),
+        1,
+        "no duplicate after overwrite"
+    );
 }
 
 fn missing_objects_are_not_found(b: &dyn Backend) {
@@ -103,7 +119,10 @@ fn missing_objects_are_not_found(b: &dyn Backend) {
     assert_eq!(kind(b.read("nope").map(drop)), ErrorKind::NotFound);
     assert_eq!(kind(b.stat("data/zz/nope").map(drop)), ErrorKind::NotFound);
     assert_eq!(kind(b.delete("nope")), ErrorKind::NotFound);
-    assert_eq!(kind(b.read_range("nope", 0, 1).map(drop)), ErrorKind::NotFound);
+    assert_eq!(
+        kind(b.read_range("nope", 0, 1).map(drop)),
+        ErrorKind::NotFound
+    );
 }
 
 fn delete_removes(b: &dyn Backend) {

@@ -56,7 +56,8 @@ pub struct Fault {
 pub struct FaultyBackend<B: Backend> {
     inner: B,
     faults: Vec<Fault>,
-    calls: AtomicU64,
+    /// Matching calls seen so far, per fault.
+    calls: Vec<AtomicU64>,
     fired: AtomicU64,
     rng: Mutex<u64>,
 }
@@ -65,8 +66,8 @@ impl<B: Backend> FaultyBackend<B> {
     pub fn new(inner: B, faults: Vec<Fault>, seed: u64) -> Self {
         FaultyBackend {
             inner,
+            calls: faults.iter().map(|_| AtomicU64::new(0)).collect(),
             faults,
-            calls: AtomicU64::new(0),
             fired: AtomicU64::new(0),
             rng: Mutex::new(seed | 1),
         }
@@ -90,13 +91,14 @@ impl<B: Backend> FaultyBackend<B> {
         (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// The fault to apply to this call, if any.
+    /// The fault to apply to this call, if any. `Trigger::Call(n)` counts
+    /// only the calls the fault applies to.
     fn pick(&self, op: Op) -> Option<FaultKind> {
-        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        for f in &self.faults {
+        for (f, calls) in self.faults.iter().zip(&self.calls) {
             if f.op != Op::Any && f.op != op {
                 continue;
             }
+            let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
             let fire = match f.trigger {
                 Trigger::Call(k) => k == n,
                 Trigger::Rate(p) => self.random() < p,
@@ -111,9 +113,21 @@ impl<B: Backend> FaultyBackend<B> {
 
     fn before(&self, op: Op, name: &str) -> Result<Option<FaultKind>> {
         match self.pick(op) {
-            Some(FaultKind::Transient) => Err(Error::new(ErrorKind::Transient, name, "injected transient fault")),
-            Some(FaultKind::Permanent) => Err(Error::new(ErrorKind::Other, name, "injected permanent fault")),
-            Some(FaultKind::Full) => Err(Error::new(ErrorKind::QuotaExceeded, name, "injected: no space left")),
+            Some(FaultKind::Transient) => Err(Error::new(
+                ErrorKind::Transient,
+                name,
+                "injected transient fault",
+            )),
+            Some(FaultKind::Permanent) => Err(Error::new(
+                ErrorKind::Other,
+                name,
+                "injected permanent fault",
+            )),
+            Some(FaultKind::Full) => Err(Error::new(
+                ErrorKind::QuotaExceeded,
+                name,
+                "injected: no space left",
+            )),
             Some(FaultKind::Stall(d)) => {
                 std::thread::sleep(d);
                 Ok(None)
@@ -158,7 +172,10 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn read_range(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let kind = self.before(Op::Read, name)?;
-        Ok(Self::damage(kind, self.inner.read_range(name, offset, length)?))
+        Ok(Self::damage(
+            kind,
+            self.inner.read_range(name, offset, length)?,
+        ))
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {

@@ -32,7 +32,10 @@ pub enum DataSubset {
     All,
     /// Slice `n` of `m` (1-based): packs whose position in id order is
     /// `n-1` modulo `m`. `m` runs with n = 1..m cover everything.
-    Slice { n: u32, m: u32 },
+    Slice {
+        n: u32,
+        m: u32,
+    },
     /// A random share of the packs, 0.0..=1.0.
     Fraction(f64),
 }
@@ -41,15 +44,26 @@ impl std::str::FromStr for DataSubset {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid percentage {s:?}"))?;
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("percentage {s:?} out of range"));
             }
             return Ok(DataSubset::Fraction(v / 100.0));
         }
-        let (n, m) = s.split_once('/').ok_or_else(|| format!("invalid subset {s:?}: use N/M or P%"))?;
-        let n: u32 = n.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
-        let m: u32 = m.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
+        let (n, m) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid subset {s:?}: use N/M or P%"))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid subset {s:?}"))?;
+        let m: u32 = m
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid subset {s:?}"))?;
         if m == 0 || n == 0 || n > m {
             return Err(format!("invalid subset {s:?}: need 1 <= N <= M"));
         }
@@ -129,7 +143,9 @@ fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
             Ok(bytes) => {
                 if let Err(e) = KeyFile::decode(&bytes) {
                     report.problem(&object.name, e);
-                } else if content_hash(&bytes).to_vec() != hex::decode(object.name.trim_start_matches("keys/")).unwrap_or_default() {
+                } else if content_hash(&bytes).to_vec()
+                    != hex::decode(object.name.trim_start_matches("keys/")).unwrap_or_default()
+                {
                     report.problem(&object.name, "contents do not match the name");
                 }
             }
@@ -148,7 +164,11 @@ fn check_packs(repo: &Repository, packs: &[IndexedPack], report: &mut Report) ->
         .map(|o| (o.name, o.size_bytes))
         .collect();
     let indexed: HashSet<String> = packs.iter().map(|p| p.id.object_name()).collect();
-    let mut unreferenced: Vec<String> = present.keys().filter(|n| !indexed.contains(*n)).cloned().collect();
+    let mut unreferenced: Vec<String> = present
+        .keys()
+        .filter(|n| !indexed.contains(*n))
+        .cloned()
+        .collect();
     unreferenced.sort();
     report.unreferenced_packs = unreferenced;
     let results: Vec<Vec<Problem>> = packs
@@ -164,7 +184,12 @@ fn check_packs(repo: &Repository, packs: &[IndexedPack], report: &mut Report) ->
 
 fn check_one_pack(repo: &Repository, p: &IndexedPack, size: Option<u64>) -> Vec<Problem> {
     let object = format!("pack {}", p.id);
-    let problem = |message: String| vec![Problem { object: object.clone(), message }];
+    let problem = |message: String| {
+        vec![Problem {
+            object: object.clone(),
+            message,
+        }]
+    };
     let Some(size) = size else {
         return problem("missing from the repository".into());
     };
@@ -174,11 +199,18 @@ fn check_one_pack(repo: &Repository, p: &IndexedPack, size: Option<u64>) -> Vec<
     let name = p.id.object_name();
     let header = repo
         .backend()
-        .read_range(&name, size.saturating_sub(pack::TRAILER_BYTES), size.min(pack::TRAILER_BYTES))
+        .read_range(
+            &name,
+            size.saturating_sub(pack::TRAILER_BYTES),
+            size.min(pack::TRAILER_BYTES),
+        )
         .map_err(|e| e.to_string())
         .and_then(|trailer| pack::header_range(&trailer, size).map_err(|e| e.to_string()))
         .and_then(|(offset, len)| {
-            let sealed = repo.backend().read_range(&name, offset, len).map_err(|e| e.to_string())?;
+            let sealed = repo
+                .backend()
+                .read_range(&name, offset, len)
+                .map_err(|e| e.to_string())?;
             pack::decode_header(repo.key(), &sealed, offset).map_err(|e| e.to_string())
         });
     match header {
@@ -215,10 +247,12 @@ fn read_data(
             .filter(|(i, _)| *i as u64 % u64::from(m) == u64::from(n - 1))
             .map(|(_, p)| p)
             .collect(),
-        DataSubset::Fraction(f) => sorted.into_iter().filter(|_| rand::random::<f64>() < f).collect(),
+        DataSubset::Fraction(f) => sorted
+            .into_iter()
+            .filter(|_| rand::random::<f64>() < f)
+            .collect(),
     };
-    let results: Vec<(Vec<Problem>, Vec<(BlobKind, BlobId)>, u64)> =
-        chosen.par_iter().map(|p| read_one_pack(repo, p)).collect();
+    let results: Vec<PackReadOutcome> = chosen.par_iter().map(|p| read_one_pack(repo, p)).collect();
     report.packs_read = chosen.len() as u64;
     let mut damaged = HashSet::new();
     for (problems, bad, checked) in results {
@@ -229,12 +263,24 @@ fn read_data(
     damaged
 }
 
-fn read_one_pack(repo: &Repository, p: &IndexedPack) -> (Vec<Problem>, Vec<(BlobKind, BlobId)>, u64) {
+/// Problems found, damaged blobs, blobs checked.
+type PackReadOutcome = (Vec<Problem>, Vec<(BlobKind, BlobId)>, u64);
+
+fn read_one_pack(repo: &Repository, p: &IndexedPack) -> PackReadOutcome {
     let object = format!("pack {}", p.id);
     let all: Vec<_> = p.blobs.iter().map(|e| (e.kind, e.id)).collect();
     let bytes = match repo.backend().read(&p.id.object_name()) {
         Ok(b) => b,
-        Err(e) => return (vec![Problem { object, message: e.to_string() }], all, 0),
+        Err(e) => {
+            return (
+                vec![Problem {
+                    object,
+                    message: e.to_string(),
+                }],
+                all,
+                0,
+            )
+        }
     };
     let mut problems = Vec::new();
     if PackId(content_hash(&bytes)) != p.id {
@@ -249,7 +295,9 @@ fn read_one_pack(repo: &Repository, p: &IndexedPack) -> (Vec<Problem>, Vec<(Blob
         checked += 1;
         let range = e.offset as usize..(e.offset as usize).saturating_add(e.length as usize);
         let result = match bytes.get(range) {
-            Some(stored) => blob::open(repo.key(), e.kind, &e.id, stored, e.plain_length as usize).map(drop).map_err(|e| e.to_string()),
+            Some(stored) => blob::open(repo.key(), e.kind, &e.id, stored, e.plain_length as usize)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             None => Err("lies outside the pack".to_string()),
         };
         if let Err(message) = result {
@@ -323,7 +371,10 @@ impl Walk<'_> {
         }
         if !self.indexed.contains(&(kind, *id)) {
             if self.reported_missing.insert((kind, *id)) {
-                self.report.problem(format!("{kind} blob {}", id.short()), "referenced but in no pack of the index");
+                self.report.problem(
+                    format!("{kind} blob {}", id.short()),
+                    "referenced but in no pack of the index",
+                );
             }
             return true;
         }
@@ -344,7 +395,8 @@ impl Walk<'_> {
         let tree = match self.repo.load_tree(id) {
             Ok(t) => t,
             Err(e) => {
-                self.report.problem(format!("tree {}", id.short()), format!("{e} (at {shown})"));
+                self.report
+                    .problem(format!("tree {}", id.short()), format!("{e} (at {shown})"));
                 self.affected.insert(shown);
                 return true;
             }
@@ -359,7 +411,8 @@ impl Walk<'_> {
                 }
             }
             if node.content.iter().any(|c| self.bad(BlobKind::Data, &c.0)) {
-                self.affected.insert(String::from_utf8_lossy(child.as_os_str().as_bytes()).into_owned());
+                self.affected
+                    .insert(String::from_utf8_lossy(child.as_os_str().as_bytes()).into_owned());
                 any = true;
             }
         }

@@ -35,7 +35,17 @@ pub struct DiffArgs {
 fn mode_string(node: &Node) -> String {
     let mut s = String::new();
     s.push(node.kind.letter());
-    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o040, 'r'), (0o020, 'w'), (0o010, 'x'), (0o004, 'r'), (0o002, 'w'), (0o001, 'x')];
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
     for (i, (bit, c)) in bits.iter().enumerate() {
         let set = node.mode & bit != 0;
         let special = match i {
@@ -67,7 +77,12 @@ fn node_json(path: &Path, node: &Node) -> serde_json::Value {
     })
 }
 
-fn walk(repo: &Repository, dir: &Path, node: &Node, out: &mut Vec<(PathBuf, Node)>) -> anyhow::Result<()> {
+fn walk(
+    repo: &Repository,
+    dir: &Path,
+    node: &Node,
+    out: &mut Vec<(PathBuf, Node)>,
+) -> anyhow::Result<()> {
     out.push((dir.to_path_buf(), node.clone()));
     if node.kind == NodeKind::Dir {
         if let Some(id) = &node.subtree {
@@ -112,11 +127,23 @@ pub fn ls(g: &GlobalArgs, args: &LsArgs) -> anyhow::Result<u8> {
         use std::io::Write;
         if args.long {
             let mtime = chrono::DateTime::from_timestamp(n.mtime.secs, n.mtime.nanos)
-                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
                 .unwrap_or_default();
             let user = n.user.clone().unwrap_or_else(|| n.uid.to_string());
             let group = n.group.clone().unwrap_or_else(|| n.gid.to_string());
-            write!(stdout, "{} {:>8} {:>8} {:>12} {} ", mode_string(n), user, group, n.size, mtime)?;
+            write!(
+                stdout,
+                "{} {:>8} {:>8} {:>12} {} ",
+                mode_string(n),
+                user,
+                group,
+                n.size,
+                mtime
+            )?;
         }
         stdout.write_all(path.as_os_str().as_bytes())?;
         if let (true, Some(t)) = (args.long, &n.link_target) {

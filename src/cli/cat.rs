@@ -80,7 +80,9 @@ pub fn run(g: &GlobalArgs, args: &CatArgs) -> anyhow::Result<u8> {
             let id: PackId = parse(id)?;
             let name = id.object_name();
             let size = repo.backend().stat(&name)?;
-            let trailer = repo.backend().read_range(&name, size.saturating_sub(4), size.min(4))?;
+            let trailer = repo
+                .backend()
+                .read_range(&name, size.saturating_sub(4), size.min(4))?;
             let (offset, length) = cairn::pack::header_range(&trailer, size)
                 .map_err(|e| cairn::Error::corrupt(&name, e))?;
             let sealed = repo.backend().read_range(&name, offset, length)?;

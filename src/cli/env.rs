@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 use crate::cli::GlobalArgs;
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
@@ -31,7 +33,9 @@ fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
 pub fn default_repository() -> anyhow::Result<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share")
         .map(|d| d.join("cairn").join("repository"))
-        .ok_or_else(|| anyhow!("no repository given and $HOME is not set: use --repo or CAIRN_REPOSITORY"))
+        .ok_or_else(|| {
+            anyhow!("no repository given and $HOME is not set: use --repo or CAIRN_REPOSITORY")
+        })
 }
 
 pub fn cache(g: &GlobalArgs) -> CacheOptions {
@@ -60,7 +64,11 @@ pub fn backend_at(g: &GlobalArgs, spec: &str) -> anyhow::Result<Arc<dyn Backend>
         Location::Mega(path) => mega_backend(g, &path)?,
         Location::Local(path) => Box::new(cairn::backend::local::LocalBackend::new(path)),
     };
-    Ok(Arc::new(RetryBackend::new(backend, 4, Duration::from_millis(200))))
+    Ok(Arc::new(RetryBackend::new(
+        backend,
+        4,
+        Duration::from_millis(200),
+    )))
 }
 
 /// Mega credentials: `CAIRN_MEGA_USER`/`CAIRN_MEGA_PASSWORD`, or a
@@ -71,8 +79,12 @@ fn mega_backend(g: &GlobalArgs, path: &str) -> anyhow::Result<Box<dyn Backend>> 
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading Mega configuration {}", file.display()))?;
-            let cfg = parse_megafuse_config(&text).with_context(|| format!("Mega configuration {}", file.display()))?;
-            (cfg.username.unwrap_or_default(), cfg.password.unwrap_or_default())
+            let cfg = parse_megafuse_config(&text)
+                .with_context(|| format!("Mega configuration {}", file.display()))?;
+            (
+                cfg.username.unwrap_or_default(),
+                cfg.password.unwrap_or_default(),
+            )
         }
         None => {
             let user = std::env::var("CAIRN_MEGA_USER")
@@ -113,7 +125,9 @@ pub fn password(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Zeroizing<Strin
         if !out.status.success() {
             bail!("password command {command:?} failed with {}", out.status);
         }
-        return Ok(Zeroizing::new(first_line(&String::from_utf8_lossy(&out.stdout))));
+        return Ok(Zeroizing::new(first_line(&String::from_utf8_lossy(
+            &out.stdout,
+        ))));
     }
     if let Ok(pw) = std::env::var("CAIRN_PASSWORD") {
         return Ok(Zeroizing::new(pw));
@@ -136,12 +150,19 @@ pub fn new_password(file: Option<&PathBuf>) -> anyhow::Result<Zeroizing<String>>
 }
 
 fn prompt_password(what: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty");
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty");
     let Ok(mut tty) = tty else {
-        bail!("no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND");
+        bail!(
+            "no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND"
+        );
     };
     if !tty.is_terminal() {
-        bail!("no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND");
+        bail!(
+            "no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND"
+        );
     }
     let first = read_hidden(&mut tty, &format!("enter {what}: "))?;
     if confirm {
@@ -173,7 +194,9 @@ fn read_hidden(tty: &mut std::fs::File, prompt: &str) -> anyhow::Result<Zeroizin
     }
     let _ = tty.write_all(b"\n");
     result.context("reading password from the terminal")?;
-    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string()))
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 
 /// Opens the repository named by the global arguments.

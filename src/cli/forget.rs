@@ -98,7 +98,11 @@ impl ForgetArgs {
             keep_within_weekly: self.keep_within_weekly,
             keep_within_monthly: self.keep_within_monthly,
             keep_within_yearly: self.keep_within_yearly,
-            keep_tags: self.keep_tag.iter().map(|t| retention::parse_tag_set(t)).collect(),
+            keep_tags: self
+                .keep_tag
+                .iter()
+                .map(|t| retention::parse_tag_set(t))
+                .collect(),
         }
     }
 }
@@ -168,7 +172,13 @@ fn print_plan(plan: &forget::ForgetPlan) {
                 .map(|t| output::local_time(&t))
                 .unwrap_or_else(|_| s.time.clone());
             let action = if s.keep { "keep" } else { "remove" };
-            println!("  {:<8}  {:<25}  {:<6}  {}", s.short_id, time, action, s.reasons.join(", "));
+            println!(
+                "  {:<8}  {:<25}  {:<6}  {}",
+                s.short_id,
+                time,
+                action,
+                s.reasons.join(", ")
+            );
         }
     }
 }

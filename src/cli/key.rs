@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{env, exit, KdfArgs, GlobalArgs};
+use crate::cli::{env, exit, GlobalArgs, KdfArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct KeyArgs {
@@ -42,10 +42,19 @@ pub fn run(g: &GlobalArgs, args: &KeyArgs) -> anyhow::Result<u8> {
                 let created = chrono::DateTime::parse_from_rfc3339(&k.created)
                     .map(|t| crate::cli::output::local_time(&t))
                     .unwrap_or(k.created.clone());
-                println!("{mark}{:<8}  {:<25}  {:<16}  {}", k.id.short(), created, k.hostname, k.username);
+                println!(
+                    "{mark}{:<8}  {:<25}  {:<16}  {}",
+                    k.id.short(),
+                    created,
+                    k.hostname,
+                    k.username
+                );
             }
         }
-        KeyAction::Add { new_password_file, kdf } => {
+        KeyAction::Add {
+            new_password_file,
+            kdf,
+        } => {
             let pw = env::new_password(new_password_file.as_ref())?;
             let id = repo.add_key(pw.as_bytes(), kdf.params())?;
             println!("added key {}", id.short());
@@ -55,7 +64,10 @@ pub fn run(g: &GlobalArgs, args: &KeyArgs) -> anyhow::Result<u8> {
             repo.remove_key(&id)?;
             println!("removed key {}", id.short());
         }
-        KeyAction::Passwd { new_password_file, kdf } => {
+        KeyAction::Passwd {
+            new_password_file,
+            kdf,
+        } => {
             let pw = env::new_password(new_password_file.as_ref())?;
             let id = repo.change_password(pw.as_bytes(), kdf.params())?;
             println!("password changed; the key is now {}", id.short());

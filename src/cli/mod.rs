@@ -2,8 +2,8 @@
 //! output formats and progress display. The only part of cairn that prints,
 //! reads the environment or prompts. One file per subcommand.
 
-mod cat;
 mod browse;
+mod cat;
 mod env;
 mod forget;
 mod key;
@@ -161,7 +161,11 @@ pub fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -228,9 +232,17 @@ fn init(g: &GlobalArgs, args: &InitArgs) -> anyhow::Result<u8> {
         pack_target_bytes: args.pack_size,
     };
     let location = backend.location();
-    let repo = cairn::repository::Repository::init(backend, password.as_bytes(), &options, &env::cache(g))?;
+    let repo = cairn::repository::Repository::init(
+        backend,
+        password.as_bytes(),
+        &options,
+        &env::cache(g),
+    )?;
     if !g.quiet {
-        println!("created cairn repository {} at {location}", &repo.config().id[..8]);
+        println!(
+            "created cairn repository {} at {location}",
+            &repo.config().id[..8]
+        );
         println!("keep the password safe: without it the data cannot be restored");
     }
     Ok(exit::OK)

@@ -95,7 +95,9 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// Local time for tables.
 pub fn local_time(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
-    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

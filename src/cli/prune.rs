@@ -26,7 +26,10 @@ pub struct PruneArgs {
 impl PruneArgs {
     pub fn options(&self) -> anyhow::Result<PruneOptions> {
         if !(0.0..=100.0).contains(&self.max_unused) || self.grace_hours < 0 {
-            return Err(cairn::Error::InvalidArgument("--max-unused must be 0-100 and --grace-hours >= 0".into()).into());
+            return Err(cairn::Error::InvalidArgument(
+                "--max-unused must be 0-100 and --grace-hours >= 0".into(),
+            )
+            .into());
         }
         Ok(PruneOptions {
             max_unused: self.max_unused / 100.0,
@@ -42,7 +45,12 @@ pub fn print_stats(stats: &PruneStats, dry_run: bool, json: bool) -> anyhow::Res
         return output::print_json(stats);
     }
     let h = output::human_bytes;
-    println!("repository: {} packs, {}; {} blobs in use", stats.packs_total, h(stats.bytes_total), stats.blobs_used);
+    println!(
+        "repository: {} packs, {}; {} blobs in use",
+        stats.packs_total,
+        h(stats.bytes_total),
+        stats.blobs_used
+    );
     let verb = if dry_run { "would mark" } else { "marked" };
     println!(
         "{verb} {} unused and {} repacked packs obsolete ({})",

@@ -31,12 +31,19 @@ fn restore_filter(args: &RestoreArgs) -> anyhow::Result<Option<Filter>> {
     if args.include.is_empty() && args.exclude.is_empty() {
         return Ok(None);
     }
-    let mut rules: Vec<FilterRule> = args.exclude.iter().cloned().map(FilterRule::Exclude).collect();
+    let mut rules: Vec<FilterRule> = args
+        .exclude
+        .iter()
+        .cloned()
+        .map(FilterRule::Exclude)
+        .collect();
     rules.extend(args.include.iter().cloned().map(FilterRule::Include));
     if !args.include.is_empty() {
         rules.push(FilterRule::Exclude("**".to_string()));
     }
-    Ok(Some(Filter::new(&rules).map_err(|e| cairn::Error::InvalidArgument(e.to_string()))?))
+    Ok(Some(Filter::new(&rules).map_err(|e| {
+        cairn::Error::InvalidArgument(e.to_string())
+    })?))
 }
 
 pub fn run(g: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<u8> {

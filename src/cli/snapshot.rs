@@ -80,7 +80,12 @@ fn tree_bytes(path: &std::path::Path) -> u64 {
         return 0;
     }
     std::fs::read_dir(path)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| tree_bytes(&e.path())).sum())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| tree_bytes(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -101,8 +106,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         }
         _ => (t, 1),
     };
-    let value: f64 = num.trim().parse().map_err(|_| format!("invalid size {text:?}"))?;
-    if !(value >= 0.0) {
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}"))?;
+    if value.is_nan() || value < 0.0 {
         return Err(format!("invalid size {text:?}"));
     }
     Ok((value * mult as f64) as u64)
@@ -110,28 +118,62 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// The filter rules in the order they were given on the command line, which
 /// is what decides under duplicity's first-match semantics.
-fn ordered_rules(args: &SnapshotArgs, matches: &clap::ArgMatches) -> anyhow::Result<(Vec<FilterRule>, Vec<String>)> {
+fn ordered_rules(
+    args: &SnapshotArgs,
+    matches: &clap::ArgMatches,
+) -> anyhow::Result<(Vec<FilterRule>, Vec<String>)> {
     let mut indexed: Vec<(usize, FilterRule, String)> = Vec::new();
-    let indices = |id: &str| -> Vec<usize> { matches.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
+    let indices = |id: &str| -> Vec<usize> {
+        matches
+            .indices_of(id)
+            .map(|i| i.collect())
+            .unwrap_or_default()
+    };
     for (i, p) in indices("include").into_iter().zip(&args.include) {
         indexed.push((i, FilterRule::Include(p.clone()), format!("--include={p}")));
     }
     for (i, p) in indices("exclude").into_iter().zip(&args.exclude) {
         indexed.push((i, FilterRule::Exclude(p.clone()), format!("--exclude={p}")));
     }
-    for (i, p) in indices("exclude_regexp").into_iter().zip(&args.exclude_regexp) {
-        indexed.push((i, FilterRule::ExcludeRegexp(p.clone()), format!("--exclude-regexp={p}")));
+    for (i, p) in indices("exclude_regexp")
+        .into_iter()
+        .zip(&args.exclude_regexp)
+    {
+        indexed.push((
+            i,
+            FilterRule::ExcludeRegexp(p.clone()),
+            format!("--exclude-regexp={p}"),
+        ));
     }
-    for (i, f) in indices("include_filelist").into_iter().zip(&args.include_filelist) {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading include filelist {}", f.display()))?;
-        indexed.push((i, FilterRule::IncludeFilelist(text), format!("--include-filelist={}", f.display())));
+    for (i, f) in indices("include_filelist")
+        .into_iter()
+        .zip(&args.include_filelist)
+    {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading include filelist {}", f.display()))?;
+        indexed.push((
+            i,
+            FilterRule::IncludeFilelist(text),
+            format!("--include-filelist={}", f.display()),
+        ));
     }
-    for (i, f) in indices("exclude_filelist").into_iter().zip(&args.exclude_filelist) {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude filelist {}", f.display()))?;
-        indexed.push((i, FilterRule::ExcludeFilelist(text), format!("--exclude-filelist={}", f.display())));
+    for (i, f) in indices("exclude_filelist")
+        .into_iter()
+        .zip(&args.exclude_filelist)
+    {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading exclude filelist {}", f.display()))?;
+        indexed.push((
+            i,
+            FilterRule::ExcludeFilelist(text),
+            format!("--exclude-filelist={}", f.display()),
+        ));
     }
     indexed.sort_by_key(|(i, _, _)| *i);
-    Ok(indexed.into_iter().map(|(_, rule, text)| (rule, text)).unzip())
+    Ok(indexed
+        .into_iter()
+        .map(|(_, rule, text)| (rule, text))
+        .unzip())
 }
 
 fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {

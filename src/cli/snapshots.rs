@@ -49,7 +49,10 @@ pub fn run(g: &GlobalArgs, args: &SnapshotsArgs) -> anyhow::Result<u8> {
         output::print_json(&items)?;
         return Ok(exit::OK);
     }
-    println!("{:<8}  {:<19}  {:<16}  {:<12}  paths", "id", "time", "host", "tags");
+    println!(
+        "{:<8}  {:<19}  {:<16}  {:<12}  paths",
+        "id", "time", "host", "tags"
+    );
     println!("{}", "-".repeat(72));
     for (id, s) in &list {
         println!(

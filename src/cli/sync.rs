@@ -7,7 +7,12 @@ use crate::cli::{env, exit, output, progress_bar::TerminalProgress, GlobalArgs};
 #[derive(clap::Args, Debug)]
 pub struct SyncArgs {
     /// Copy this repository to LOCATION (e.g. mega:/Backups/host)
-    #[arg(long, value_name = "LOCATION", conflicts_with = "from", required_unless_present = "from")]
+    #[arg(
+        long,
+        value_name = "LOCATION",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
     pub to: Option<String>,
     /// Copy the repository at LOCATION into this one
     #[arg(long, value_name = "LOCATION")]
@@ -25,7 +30,9 @@ pub fn run(g: &GlobalArgs, args: &SyncArgs) -> anyhow::Result<u8> {
     let (from, to) = match (&args.to, &args.from) {
         (Some(to), _) => (here, env::backend_at(g, to)?),
         (None, Some(from)) => (env::backend_at(g, from)?, here),
-        (None, None) => return Err(cairn::Error::InvalidArgument("give --to or --from".into()).into()),
+        (None, None) => {
+            return Err(cairn::Error::InvalidArgument("give --to or --from".into()).into())
+        }
     };
     let progress = TerminalProgress::new(g.quiet, None);
     let stats = sync::sync(from.as_ref(), to.as_ref(), args.delete, &progress);

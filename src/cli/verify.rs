@@ -51,5 +51,9 @@ pub fn run(g: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
             println!("no errors were found");
         }
     }
-    Ok(if report.is_clean() { exit::OK } else { exit::DAMAGED })
+    Ok(if report.is_clean() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
 }

@@ -198,11 +198,18 @@ impl IndexCache {
     }
 
     /// Records the packs of an obsolete marker (readable, not for dedup).
-    pub fn merge_obsolete(&self, marker: &str, packs: &[(PackId, &[PackEntry])]) -> Result<(), CacheError> {
+    pub fn merge_obsolete(
+        &self,
+        marker: &str,
+        packs: &[(PackId, &[PackEntry])],
+    ) -> Result<(), CacheError> {
         let mut batch = WriteBatch::default();
         for (pack, entries) in packs {
             for e in entries.iter() {
-                batch.put(tagged_blob_key(b'x', e.kind, &e.id), encode_location(pack, e));
+                batch.put(
+                    tagged_blob_key(b'x', e.kind, &e.id),
+                    encode_location(pack, e),
+                );
             }
             batch.put(pack_key(b'q', pack), b"");
         }
@@ -237,7 +244,7 @@ impl IndexCache {
     }
 
     pub fn clear_obsolete(&self) -> Result<(), CacheError> {
-        self.delete_tags(&[b'm', b'x', b'q'])
+        self.delete_tags(b"mxq")
     }
 
     /// Index files merged so far.
@@ -257,7 +264,7 @@ impl IndexCache {
 
     /// Forgets every blob location and merged index (cached objects stay).
     pub fn clear_index(&self) -> Result<(), CacheError> {
-        self.delete_tags(&[b'b', b'i', b'p'])
+        self.delete_tags(b"bip")
     }
 
     fn delete_tags(&self, tags: &[u8]) -> Result<(), CacheError> {
@@ -309,14 +316,28 @@ mod tests {
             plain_length: 90,
         };
         let pack = PackId([2; 32]);
-        cache.merge(Some(&IndexId([3; 32])), &[(pack, &[entry][..])]).unwrap();
-        let loc = cache.lookup(BlobKind::Data, &BlobId([1; 32])).unwrap().unwrap();
-        assert_eq!((loc.pack, loc.offset, loc.length, loc.plain_length), (pack, 77, 100, 90));
-        assert!(cache.lookup(BlobKind::Tree, &BlobId([1; 32])).unwrap().is_none());
+        cache
+            .merge(Some(&IndexId([3; 32])), &[(pack, &[entry][..])])
+            .unwrap();
+        let loc = cache
+            .lookup(BlobKind::Data, &BlobId([1; 32]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (loc.pack, loc.offset, loc.length, loc.plain_length),
+            (pack, 77, 100, 90)
+        );
+        assert!(cache
+            .lookup(BlobKind::Tree, &BlobId([1; 32]))
+            .unwrap()
+            .is_none());
         assert_eq!(cache.merged_indexes().unwrap(), vec![IndexId([3; 32])]);
         cache.put_object("snapshots/x", b"bytes").unwrap();
         cache.clear_index().unwrap();
-        assert!(cache.lookup(BlobKind::Data, &BlobId([1; 32])).unwrap().is_none());
+        assert!(cache
+            .lookup(BlobKind::Data, &BlobId([1; 32]))
+            .unwrap()
+            .is_none());
         assert!(cache.merged_indexes().unwrap().is_empty());
         assert_eq!(cache.get_object("snapshots/x").unwrap().unwrap(), b"bytes");
     }

@@ -50,7 +50,9 @@ impl IndexFile {
     }
 
     pub fn open(key: &MasterKey, bytes: &[u8]) -> Result<IndexFile, IndexDecodeError> {
-        let plain = key.open(bytes, INDEX_AAD).map_err(|_| IndexDecodeError::Auth)?;
+        let plain = key
+            .open(bytes, INDEX_AAD)
+            .map_err(|_| IndexDecodeError::Auth)?;
         Self::decode_plain(&plain)
     }
 

@@ -167,46 +167,57 @@ fn live_index(repo: &Repository) -> Result<(Vec<IndexId>, Vec<IndexedPack>)> {
     Ok((ids, packs))
 }
 
-/// Per pack: bytes of blobs in use (first copy of each blob counts).
-fn usage(packs: &[IndexedPack], marks: &MarkSet) -> Result<HashMap<PackId, u64>> {
+/// Per pack: (bytes of blobs in use, bytes of blobs not in use). Only the
+/// first copy of a blob counts as used; header bytes count as neither.
+fn usage(packs: &[IndexedPack], marks: &MarkSet) -> Result<HashMap<PackId, (u64, u64)>> {
     let mut counted: HashSet<(BlobKind, BlobId)> = HashSet::new();
-    let mut used = HashMap::new();
+    let mut usage = HashMap::new();
     for pack in packs {
-        let mut bytes = 0;
+        let (mut used, mut unused) = (0, 0);
         for e in &pack.blobs {
             if marks.contains(e.kind, &e.id)? && counted.insert((e.kind, e.id)) {
-                bytes += u64::from(e.length);
+                used += u64::from(e.length);
+            } else {
+                unused += u64::from(e.length);
             }
         }
-        used.insert(pack.id, bytes);
+        usage.insert(pack.id, (used, unused));
     }
-    Ok(used)
+    Ok(usage)
 }
 
 /// Chooses packs to retire: all unused ones, then the emptiest partly used
 /// ones until the unused share is at most `max_unused`.
-fn choose(packs: &[IndexedPack], used: &HashMap<PackId, u64>, max_unused: f64, stats: &mut PruneStats) -> HashSet<PackId> {
+fn choose(
+    packs: &[IndexedPack],
+    usage: &HashMap<PackId, (u64, u64)>,
+    max_unused: f64,
+    stats: &mut PruneStats,
+) -> HashSet<PackId> {
     let total: u64 = packs.iter().map(|p| p.size_bytes).sum();
-    let mut unused_total: u64 = packs.iter().map(|p| p.size_bytes - used[&p.id].min(p.size_bytes)).sum();
+    let mut unused_total: u64 = packs.iter().map(|p| usage[&p.id].1).sum();
     let mut retire = HashSet::new();
-    for p in packs.iter().filter(|p| used[&p.id] == 0) {
+    for p in packs.iter().filter(|p| usage[&p.id].0 == 0) {
         retire.insert(p.id);
-        unused_total -= p.size_bytes;
+        unused_total -= usage[&p.id].1;
         stats.packs_unused += 1;
     }
-    let mut partial: Vec<&IndexedPack> = packs.iter().filter(|p| used[&p.id] > 0).collect();
-    partial.sort_by_key(|p| used[&p.id] * 1000 / p.size_bytes.max(1));
+    let mut partial: Vec<&IndexedPack> = packs
+        .iter()
+        .filter(|p| usage[&p.id].0 > 0 && usage[&p.id].1 > 0)
+        .collect();
+    // Emptiest first: most unused bytes per used byte.
+    partial.sort_by_key(|p| {
+        let (used, unused) = usage[&p.id];
+        std::cmp::Reverse(unused * 1000 / used.max(1))
+    });
     let allowed = (total as f64 * max_unused) as u64;
     for p in partial {
         if unused_total <= allowed {
             break;
         }
-        let waste = p.size_bytes - used[&p.id].min(p.size_bytes);
-        if waste == 0 {
-            break;
-        }
         retire.insert(p.id);
-        unused_total -= waste;
+        unused_total -= usage[&p.id].1;
         stats.packs_repacked += 1;
     }
     stats.bytes_unused_after = unused_total;
@@ -270,7 +281,10 @@ fn store(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
 }
 
 /// The earliest start of a run that is still alive.
-fn oldest_live_run(repo: &Repository, now: DateTime<FixedOffset>) -> Result<Option<DateTime<FixedOffset>>> {
+fn oldest_live_run(
+    repo: &Repository,
+    now: DateTime<FixedOffset>,
+) -> Result<Option<DateTime<FixedOffset>>> {
     Ok(repo
         .list_runs()?
         .into_iter()
@@ -291,14 +305,20 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
     let retire = choose(&live, &used, options.max_unused, &mut stats);
     let markers = repo.list_obsolete()?;
     if options.dry_run {
-        stats.bytes_marked_obsolete = live.iter().filter(|p| retire.contains(&p.id)).map(|p| p.size_bytes).sum();
+        stats.bytes_marked_obsolete = live
+            .iter()
+            .filter(|p| retire.contains(&p.id))
+            .map(|p| p.size_bytes)
+            .sum();
         return Ok(stats);
     }
 
     let (keep, retired): (Vec<&IndexedPack>, Vec<&IndexedPack>) =
         live.iter().partition(|p| !retire.contains(&p.id));
-    let kept_blobs: HashSet<(BlobKind, BlobId)> =
-        keep.iter().flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id))).collect();
+    let kept_blobs: HashSet<(BlobKind, BlobId)> = keep
+        .iter()
+        .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
+        .collect();
     let mut new_packs = repack(repo, &retired, &marks, &kept_blobs)?;
 
     // Earlier markers: delete what is old enough, resurrect what is used.
@@ -312,7 +332,8 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
         // refer to these packs through its old view of the index.
         let safe_after = marker.marked + chrono::Duration::minutes(RUN_MARGIN_MINUTES);
         let expired = options.instant
-            || (now - marker.marked >= options.grace && live_run.is_none_or(|start| start > safe_after));
+            || (now - marker.marked >= options.grace
+                && live_run.is_none_or(|start| start > safe_after));
         if !expired {
             stats.packs_waiting += marker.packs.len() as u64;
             continue;
@@ -322,7 +343,8 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
                 continue;
             }
             let needed = pack.blobs.iter().any(|e| {
-                !kept_blobs.contains(&(e.kind, e.id)) && marks.contains(e.kind, &e.id).unwrap_or(true)
+                !kept_blobs.contains(&(e.kind, e.id))
+                    && marks.contains(e.kind, &e.id).unwrap_or(true)
             });
             if needed {
                 new_packs.push(pack.clone());

@@ -73,7 +73,10 @@ impl Config {
         config.chunker.validate().map_err(ConfigError::Invalid)?;
         let id_ok = config.id.len() == 64 && config.id.bytes().all(|b| b.is_ascii_hexdigit());
         if !id_ok {
-            return Err(ConfigError::Invalid(format!("bad repository id {:?}", config.id)));
+            return Err(ConfigError::Invalid(format!(
+                "bad repository id {:?}",
+                config.id
+            )));
         }
         if !(64 * 1024..=1024 * 1024 * 1024).contains(&config.pack_target_bytes) {
             return Err(ConfigError::Invalid(format!(
@@ -181,7 +184,10 @@ mod tests {
         let file = KeyFile::create(&master, b"right", cheap(), "h", "u").unwrap();
         let back = KeyFile::decode(&file.encode()).unwrap();
         assert_eq!(back.unlock(b"right").unwrap().master_bytes(), &[8; 32]);
-        assert_eq!(back.unlock(b"wrong").err(), Some(KeyFileError::WrongPassword));
+        assert_eq!(
+            back.unlock(b"wrong").err(),
+            Some(KeyFileError::WrongPassword)
+        );
     }
 
     #[test]
@@ -197,6 +203,9 @@ mod tests {
         ));
         let mut future = config;
         future.version = 99;
-        assert_eq!(Config::open(&key, &future.seal(&key)), Err(ConfigError::Version(99)));
+        assert_eq!(
+            Config::open(&key, &future.seal(&key)),
+            Err(ConfigError::Version(99))
+        );
     }
 }

@@ -54,7 +54,11 @@ fn seal<T: Serialize>(key: &MasterKey, value: &T, aad: &[u8]) -> Vec<u8> {
     key.seal(&plain, aad)
 }
 
-fn open<T: for<'de> Deserialize<'de>>(key: &MasterKey, bytes: &[u8], aad: &[u8]) -> Result<T, MarkerError> {
+fn open<T: for<'de> Deserialize<'de>>(
+    key: &MasterKey,
+    bytes: &[u8],
+    aad: &[u8],
+) -> Result<T, MarkerError> {
     let plain = key.open(bytes, aad).map_err(|_| MarkerError::Auth)?;
     ciborium::from_reader(plain.as_slice()).map_err(|e| MarkerError::Decode(e.to_string()))
 }
@@ -100,8 +104,14 @@ mod tests {
         assert_eq!(RunMarker::open(&key, &run.seal(&key)).unwrap(), run);
         assert!(!run.is_stale(now));
         assert!(run.is_stale(now + chrono::Duration::hours(7)));
-        let obs = ObsoleteMarker { marked: now, packs: vec![] };
+        let obs = ObsoleteMarker {
+            marked: now,
+            packs: vec![],
+        };
         assert_eq!(ObsoleteMarker::open(&key, &obs.seal(&key)).unwrap(), obs);
-        assert!(ObsoleteMarker::open(&key, &run.seal(&key)).is_err(), "roles are bound");
+        assert!(
+            ObsoleteMarker::open(&key, &run.seal(&key)).is_err(),
+            "roles are bound"
+        );
     }
 }

@@ -51,7 +51,8 @@ impl RunGuard {
         let (b, n) = (Arc::clone(&backend), name.clone());
         let heartbeat = std::thread::spawn(move || {
             let every = std::time::Duration::from_secs(marker::HEARTBEAT_SECS);
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
                 m.heartbeat = chrono::Local::now().fixed_offset();
                 // A missed heartbeat only makes a prune wait longer.
                 let _ = b.write(&n, &m.seal(&key));
@@ -151,10 +152,7 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
-        options
-            .chunker
-            .validate()
-            .map_err(Error::InvalidArgument)?;
+        options.chunker.validate().map_err(Error::InvalidArgument)?;
         backend.create()?;
         let key = MasterKey::generate();
         let mut config = Config::new(options.chunker);
@@ -309,14 +307,23 @@ impl Repository {
             .map(|o| o.name)
             .collect();
         listed.sort();
-        let mut merged = self.cache.merged_markers().map_err(|e| self.cache_error(e))?;
+        let mut merged = self
+            .cache
+            .merged_markers()
+            .map_err(|e| self.cache_error(e))?;
         merged.sort();
         if listed == merged {
             return Ok(());
         }
-        self.cache.clear_obsolete().map_err(|e| self.cache_error(e))?;
+        self.cache
+            .clear_obsolete()
+            .map_err(|e| self.cache_error(e))?;
         for (name, marker) in self.list_obsolete()? {
-            let packs: Vec<_> = marker.packs.iter().map(|p| (p.id, p.blobs.as_slice())).collect();
+            let packs: Vec<_> = marker
+                .packs
+                .iter()
+                .map(|p| (p.id, p.blobs.as_slice()))
+                .collect();
             self.cache
                 .merge_obsolete(&name, &packs)
                 .map_err(|e| self.cache_error(e))?;
@@ -331,10 +338,19 @@ impl Repository {
     pub fn adopt_orphan_packs(&self) -> Result<usize> {
         let mut adopted = Vec::new();
         for object in self.backend.list("data/")? {
-            let Some(id) = object.name.rsplit('/').next().and_then(|n| n.parse::<PackId>().ok()) else {
+            let Some(id) = object
+                .name
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<PackId>().ok())
+            else {
                 continue;
             };
-            if self.cache.knows_pack(&id).map_err(|e| self.cache_error(e))? {
+            if self
+                .cache
+                .knows_pack(&id)
+                .map_err(|e| self.cache_error(e))?
+            {
                 continue;
             }
             // An unreadable orphan is left alone: verify reports it.
@@ -442,7 +458,11 @@ impl Repository {
         Ok(id)
     }
 
-    pub fn lookup_blob(&self, kind: BlobKind, id: &crate::id::BlobId) -> Result<Option<BlobLocation>> {
+    pub fn lookup_blob(
+        &self,
+        kind: BlobKind,
+        id: &crate::id::BlobId,
+    ) -> Result<Option<BlobLocation>> {
         self.cache.lookup(kind, id).map_err(|e| self.cache_error(e))
     }
 
@@ -491,11 +511,9 @@ impl Repository {
                 kind: BlobKind::Tree,
                 id: *id,
             })?;
-        let stored = self.backend.read_range(
-            &loc.pack.object_name(),
-            loc.offset,
-            u64::from(loc.length),
-        )?;
+        let stored =
+            self.backend
+                .read_range(&loc.pack.object_name(), loc.offset, u64::from(loc.length))?;
         let plain = self.open_stored_blob(BlobKind::Tree, id, &loc, &stored)?;
         let tree =
             Tree::decode(&plain).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))?;

@@ -169,11 +169,17 @@ impl Shared {
         };
         let (id, bytes) = file.seal(&self.key);
         self.backend.write(&id.object_name(), &bytes)?;
-        let merge: Vec<_> = file.packs.iter().map(|p| (p.id, p.blobs.as_slice())).collect();
-        self.cache.merge(Some(&id), &merge).map_err(|e| Error::Cache {
-            path: self.cache.path().to_path_buf(),
-            message: e.message,
-        })?;
+        let merge: Vec<_> = file
+            .packs
+            .iter()
+            .map(|p| (p.id, p.blobs.as_slice()))
+            .collect();
+        self.cache
+            .merge(Some(&id), &merge)
+            .map_err(|e| Error::Cache {
+                path: self.cache.path().to_path_buf(),
+                message: e.message,
+            })?;
         let mut stats = lock(&self.stats);
         stats.index_files_written += 1;
         stats.uploaded_bytes += bytes.len() as u64;
@@ -263,10 +269,13 @@ impl BlobSaver {
         if lock(&self.shared.pending).contains(&(kind, *id)) {
             return Ok(true);
         }
-        self.shared.cache.contains(kind, id).map_err(|e| Error::Cache {
-            path: self.shared.cache.path().to_path_buf(),
-            message: e.message,
-        })
+        self.shared
+            .cache
+            .contains(kind, id)
+            .map_err(|e| Error::Cache {
+                path: self.shared.cache.path().to_path_buf(),
+                message: e.message,
+            })
     }
 
     /// Stores a blob unless it is known. Returns its id and whether it was new.
@@ -276,7 +285,12 @@ impl BlobSaver {
         self.save_with_id(kind, id, data)
     }
 
-    pub fn save_with_id(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<(BlobId, bool)> {
+    pub fn save_with_id(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        data: Vec<u8>,
+    ) -> Result<(BlobId, bool)> {
         if let Some(e) = lock(&self.shared.error).take() {
             return Err(e);
         }
@@ -301,7 +315,8 @@ impl BlobSaver {
         drop(self.seal_tx.take());
         for worker in self.seal_workers.drain(..) {
             if worker.join().is_err() {
-                self.shared.fail(Error::InvalidArgument("a seal worker panicked".into()));
+                self.shared
+                    .fail(Error::InvalidArgument("a seal worker panicked".into()));
             }
         }
         for slot in &self.shared.packers {
@@ -313,7 +328,8 @@ impl BlobSaver {
         drop(lock(&self.shared.upload_tx).take());
         for worker in self.upload_workers.drain(..) {
             if worker.join().is_err() {
-                self.shared.fail(Error::InvalidArgument("an upload worker panicked".into()));
+                self.shared
+                    .fail(Error::InvalidArgument("an upload worker panicked".into()));
             }
         }
         if let Some(e) = lock(&self.shared.error).take() {
@@ -334,7 +350,11 @@ impl Drop for BlobSaver {
         // through the index files written so far.
         drop(self.seal_tx.take());
         drop(lock(&self.shared.upload_tx).take());
-        for worker in self.seal_workers.drain(..).chain(self.upload_workers.drain(..)) {
+        for worker in self
+            .seal_workers
+            .drain(..)
+            .chain(self.upload_workers.drain(..))
+        {
             let _ = worker.join();
         }
     }

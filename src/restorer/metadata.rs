@@ -50,7 +50,12 @@ fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
     }
     if node.kind != NodeKind::Symlink {
         // After chown: chown clears setuid/setgid bits.
-        fchmodat(None, path, Mode::from_bits_truncate(node.mode), FchmodatFlags::FollowSymlink)?;
+        fchmodat(
+            None,
+            path,
+            Mode::from_bits_truncate(node.mode),
+            FchmodatFlags::FollowSymlink,
+        )?;
     }
     for x in &node.xattrs {
         let name = OsStr::from_bytes(&x.name);
@@ -59,7 +64,11 @@ fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
         let _ = xattr::set(path, name, &x.value);
     }
     // Snapshots do not record atime; the modification time stands in.
-    let atime = if node.atime == Timestamp::default() { node.mtime } else { node.atime };
+    let atime = if node.atime == Timestamp::default() {
+        node.mtime
+    } else {
+        node.atime
+    };
     utimensat(
         None,
         path,
@@ -82,16 +91,28 @@ pub(super) fn apply_all(
             continue;
         }
         if let Err(e) = apply_one(&target.join(&entry.rel), &entry.node, is_root) {
-            record(stats, &entry.snapshot_path, format!("metadata not restored: {e}"));
+            record(
+                stats,
+                &entry.snapshot_path,
+                format!("metadata not restored: {e}"),
+            );
         }
     }
-    for entry in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
+    for entry in entries
+        .iter()
+        .rev()
+        .filter(|e| e.node.kind == NodeKind::Dir)
+    {
         // The target directory itself keeps its own metadata.
         if entry.rel.as_os_str().is_empty() {
             continue;
         }
         if let Err(e) = apply_one(&target.join(&entry.rel), &entry.node, is_root) {
-            record(stats, &entry.snapshot_path, format!("metadata not restored: {e}"));
+            record(
+                stats,
+                &entry.snapshot_path,
+                format!("metadata not restored: {e}"),
+            );
         }
     }
 }

@@ -83,7 +83,9 @@ fn plan_entries(
 ) -> Result<bool> {
     let is_dir = node.kind == NodeKind::Dir;
     let decision = match filter {
-        Some(f) if !rel.as_os_str().is_empty() => f.decide(snapshot_path.as_os_str().as_bytes(), is_dir),
+        Some(f) if !rel.as_os_str().is_empty() => {
+            f.decide(snapshot_path.as_os_str().as_bytes(), is_dir)
+        }
         _ => Decision::Include,
     };
     if decision == Decision::Exclude || (decision == Decision::Scan && !is_dir) {
@@ -104,7 +106,14 @@ fn plan_entries(
         let tree = repo.load_tree(subtree)?;
         for child in &tree.nodes {
             let name = OsStr::from_bytes(&child.name);
-            any |= plan_entries(repo, child, &snapshot_path.join(name), &rel.join(name), filter, out)?;
+            any |= plan_entries(
+                repo,
+                child,
+                &snapshot_path.join(name),
+                &rel.join(name),
+                filter,
+                out,
+            )?;
         }
     }
     if decision == Decision::Scan && !any {
@@ -181,13 +190,13 @@ pub fn restore(
 /// Marks later occurrences of a multiply-linked inode as links to the first.
 fn link_hard_links(entries: &mut [Planned]) {
     let mut first: HashMap<(u64, u64), usize> = HashMap::new();
-    for i in 0..entries.len() {
-        let node = &entries[i].node;
+    for (i, entry) in entries.iter_mut().enumerate() {
+        let node = &entry.node;
         if node.kind == NodeKind::Dir || node.links < 2 || node.inode == 0 {
             continue;
         }
         match first.get(&(node.device, node.inode)) {
-            Some(&j) => entries[i].link_to = Some(j),
+            Some(&j) => entry.link_to = Some(j),
             None => {
                 first.insert((node.device, node.inode), i);
             }
@@ -238,12 +247,20 @@ fn create_one(target: &Path, entry: &Planned, all: &[Planned], path: &Path) -> s
         },
         NodeKind::File => {
             remove_existing(path);
-            let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?;
             file.set_len(node.size)
         }
         NodeKind::Symlink => {
             remove_existing(path);
-            let target = node.link_target.as_deref().map(|t| t.to_vec()).unwrap_or_default();
+            let target = node
+                .link_target
+                .as_deref()
+                .map(|t| t.to_vec())
+                .unwrap_or_default();
             std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
         }
         NodeKind::Fifo => {
@@ -259,8 +276,13 @@ fn create_one(target: &Path, entry: &Planned, all: &[Planned], path: &Path) -> s
             } else {
                 nix::sys::stat::SFlag::S_IFBLK
             };
-            nix::sys::stat::mknod(path, kind, nix::sys::stat::Mode::from_bits_truncate(0o600), node.rdev)
-                .map_err(std::io::Error::from)
+            nix::sys::stat::mknod(
+                path,
+                kind,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                node.rdev,
+            )
+            .map_err(std::io::Error::from)
         }
     }
 }
@@ -289,7 +311,10 @@ fn plan_packs(
                     .writes
                     .push((i, offset)),
                 None => {
-                    failed.insert(i, format!("data blob {} is missing from the index", chunk.0.short()));
+                    failed.insert(
+                        i,
+                        format!("data blob {} is missing from the index", chunk.0.short()),
+                    );
                 }
             }
             offset += u64::from(chunk.1);
@@ -387,14 +412,18 @@ fn restore_pack(
             }
             let path = target.join(&entries[i].rel);
             let result = OpenOptions::new().write(true).open(&path).and_then(|f| {
-                runs.iter()
-                    .try_for_each(|&(from, to)| f.write_all_at(&plain[from..to], offset + from as u64))
+                runs.iter().try_for_each(|&(from, to)| {
+                    f.write_all_at(&plain[from..to], offset + from as u64)
+                })
             });
             if let Err(e) = result {
                 failures.push((i, format!("{}: {e}", path.display())));
             }
         }
-        written.fetch_add(plain.len() as u64 * blob.writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        written.fetch_add(
+            plain.len() as u64 * blob.writes.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         progress.bytes_read(plain.len() as u64 * blob.writes.len() as u64);
     }
     if failures.is_empty() {
@@ -435,7 +464,13 @@ mod tests {
         let mut d = vec![0u8; 3 * HOLE_BLOCK + 10];
         d[HOLE_BLOCK + 5] = 1;
         d[3 * HOLE_BLOCK + 9] = 1;
-        assert_eq!(data_runs(&d), vec![(HOLE_BLOCK, 2 * HOLE_BLOCK), (3 * HOLE_BLOCK, 3 * HOLE_BLOCK + 10)]);
+        assert_eq!(
+            data_runs(&d),
+            vec![
+                (HOLE_BLOCK, 2 * HOLE_BLOCK),
+                (3 * HOLE_BLOCK, 3 * HOLE_BLOCK + 10)
+            ]
+        );
         let ones = vec![1u8; 2 * HOLE_BLOCK];
         assert_eq!(data_runs(&ones), vec![(0, 2 * HOLE_BLOCK)]);
     }

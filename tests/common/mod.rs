@@ -19,7 +19,10 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        let dir = tempfile::Builder::new().prefix("cairn-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-test-")
+            .tempdir()
+            .unwrap();
         let repo = dir.path().join("repo");
         let cache = dir.path().join("cache");
         TestEnv { dir, repo, cache }
@@ -55,14 +58,33 @@ impl TestEnv {
 
     /// `cairn init` with cheap Argon2 parameters.
     pub fn init(&self) {
-        self.ok(&["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--kdf-parallelism", "1"]);
+        self.ok(&[
+            "init",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ]);
     }
 
     /// `cairn init` with small chunks, so small test files give many chunks.
     pub fn init_small_chunks(&self) {
         self.ok(&[
-            "init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--kdf-parallelism", "1",
-            "--chunk-min", "4096", "--chunk-avg", "16384", "--chunk-max", "65536",
+            "init",
+            "--kdf-memory-kib",
+            "64",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+            "--chunk-min",
+            "4096",
+            "--chunk-avg",
+            "16384",
+            "--chunk-max",
+            "65536",
         ]);
     }
 
@@ -166,17 +188,33 @@ fn collect(
     out: &mut BTreeMap<Vec<u8>, EntryFacts>,
     inodes: &mut BTreeMap<(u64, u64), String>,
 ) {
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     for name in names {
         let path = dir.join(&name);
         let meta = path.symlink_metadata().unwrap();
-        let rel = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let kind = kind_name(meta.file_type());
-        let content_hash = (kind == "file")
-            .then(|| blake3::hash(&std::fs::read(&path).unwrap()).to_hex().to_string());
-        let link_target = (kind == "symlink")
-            .then(|| std::fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec());
+        let content_hash = (kind == "file").then(|| {
+            blake3::hash(&std::fs::read(&path).unwrap())
+                .to_hex()
+                .to_string()
+        });
+        let link_target = (kind == "symlink").then(|| {
+            std::fs::read_link(&path)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        });
         let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(&path)
             .map(|names| {
                 names
@@ -190,7 +228,12 @@ fn collect(
         xattrs.sort();
         let link_group = if kind != "dir" && meta.nlink() > 1 {
             let key = (meta.dev(), meta.ino());
-            Some(inodes.entry(key).or_insert_with(|| String::from_utf8_lossy(&rel).into_owned()).clone())
+            Some(
+                inodes
+                    .entry(key)
+                    .or_insert_with(|| String::from_utf8_lossy(&rel).into_owned())
+                    .clone(),
+            )
         } else {
             None
         };
@@ -241,7 +284,11 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
             problems.push(format!("unexpected {:?}", OsStr::from_bytes(path)));
         }
     }
-    assert!(problems.is_empty(), "trees differ:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "trees differ:\n{}",
+        problems.join("\n")
+    );
 }
 
 pub fn is_root() -> bool {

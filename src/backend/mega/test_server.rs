@@ -427,10 +427,6 @@ impl Reply {
             body: Vec::new(),
         }
     }
-
-    fn json(v: &Value) -> Self {
-        Reply::ok(v.to_string())
-    }
 }
 
 async fn handle(
