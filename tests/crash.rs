@@ -22,23 +22,6 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.map(|e| {
-                let e = e.unwrap();
-                let m = e.metadata().unwrap();
-                if m.is_dir() {
-                    dir_bytes(&e.path())
-                } else {
-                    m.len()
-                }
-            })
-            .sum()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn kill_nine_at_many_points_loses_nothing() {
     let env = TestEnv::new();

@@ -7,21 +7,7 @@ mod common;
 use common::*;
 
 fn repo_bytes(env: &TestEnv) -> u64 {
-    fn walk(p: &std::path::Path) -> u64 {
-        std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let m = e.metadata().unwrap();
-                if m.is_dir() {
-                    walk(&e.path())
-                } else {
-                    m.len()
-                }
-            })
-            .sum()
-    }
-    walk(&env.repo)
+    dir_bytes(&env.repo)
 }
 
 #[test]

@@ -6,23 +6,6 @@ mod common;
 
 use common::*;
 
-fn dir_bytes(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.map(|e| {
-                let e = e.unwrap();
-                let m = e.metadata().unwrap();
-                if m.is_dir() {
-                    dir_bytes(&e.path())
-                } else {
-                    m.len()
-                }
-            })
-            .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn setup() -> (TestEnv, String, Vec<String>) {
     let env = TestEnv::new();
     env.init_small_chunks();
@@ -167,5 +150,11 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
         target.to_str().unwrap(),
     ]);
     assert_same_tree(std::path::Path::new(&s), &target);
-    assert_eq!(env.run(&["verify", "--read-data"]).status.code(), Some(0));
+    let out = env.run(&["verify", "--read-data"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

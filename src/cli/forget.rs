@@ -3,6 +3,7 @@
 use cairn::forget::{self, SnapshotFilter};
 use cairn::retention::{self, Duration, GroupBy, RetentionPolicy};
 
+use crate::cli::prune::PruneFlags;
 use crate::cli::{env, exit, output, GlobalArgs};
 
 fn keep_count(s: &str) -> Result<u32, String> {
@@ -69,18 +70,7 @@ pub struct ForgetArgs {
     #[arg(long)]
     pub prune: bool,
     #[command(flatten)]
-    pub prune_args: PruneFlags,
-}
-
-/// Prune's options, for `forget --prune`.
-#[derive(clap::Args, Debug)]
-pub struct PruneFlags {
-    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
-    pub max_unused: f64,
-    #[arg(long, default_value_t = 24, value_name = "HOURS")]
-    pub grace_hours: i64,
-    #[arg(long)]
-    pub instant: bool,
+    pub prune_flags: PruneFlags,
 }
 
 impl ForgetArgs {
@@ -150,14 +140,7 @@ pub fn run(g: &GlobalArgs, args: &ForgetArgs) -> anyhow::Result<u8> {
         println!("removed {} snapshots", remove.len());
     }
     if args.prune {
-        let prune_args = crate::cli::prune::PruneArgs {
-            max_unused: args.prune_args.max_unused,
-            grace_hours: args.prune_args.grace_hours,
-            instant: args.prune_args.instant,
-            dry_run: false,
-            json: args.json,
-        };
-        let stats = cairn::prune::prune(&repo, &prune_args.options()?)?;
+        let stats = cairn::prune::prune(&repo, &args.prune_flags.options(false)?)?;
         crate::cli::prune::print_stats(&stats, false, args.json)?;
     }
     Ok(exit::OK)

@@ -4,8 +4,9 @@ use cairn::prune::{self, PruneOptions, PruneStats};
 
 use crate::cli::{env, exit, output, GlobalArgs};
 
+/// How prune reclaims space; shared by `prune` and `forget --prune`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct PruneArgs {
+pub struct PruneFlags {
     /// Share of the repository that may stay unused, in percent
     #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
     pub max_unused: f64,
@@ -15,6 +16,12 @@ pub struct PruneArgs {
     /// Delete at once, without grace period: only when no other process writes
     #[arg(long)]
     pub instant: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub flags: PruneFlags,
     /// Show what would be freed and repacked
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -23,8 +30,8 @@ pub struct PruneArgs {
     pub json: bool,
 }
 
-impl PruneArgs {
-    pub fn options(&self) -> anyhow::Result<PruneOptions> {
+impl PruneFlags {
+    pub fn options(&self, dry_run: bool) -> anyhow::Result<PruneOptions> {
         if !(0.0..=100.0).contains(&self.max_unused) || self.grace_hours < 0 {
             return Err(cairn::Error::InvalidArgument(
                 "--max-unused must be 0-100 and --grace-hours >= 0".into(),
@@ -35,7 +42,7 @@ impl PruneArgs {
             max_unused: self.max_unused / 100.0,
             grace: chrono::Duration::hours(self.grace_hours),
             instant: self.instant,
-            dry_run: self.dry_run,
+            dry_run,
         })
     }
 }
@@ -70,7 +77,7 @@ pub fn print_stats(stats: &PruneStats, dry_run: bool, json: bool) -> anyhow::Res
 }
 
 pub fn run(g: &GlobalArgs, args: &PruneArgs) -> anyhow::Result<u8> {
-    let options = args.options()?;
+    let options = args.flags.options(args.dry_run)?;
     let repo = env::open(g)?;
     let stats = prune::prune(&repo, &options)?;
     print_stats(&stats, args.dry_run, args.json)?;

@@ -38,6 +38,11 @@ pub enum IndexDecodeError {
     Decode(String),
 }
 
+/// The `(pack, entries)` pairs the cache merges, borrowed from `packs`.
+pub fn pack_entries(packs: &[IndexedPack]) -> Vec<(PackId, &[PackEntry])> {
+    packs.iter().map(|p| (p.id, p.blobs.as_slice())).collect()
+}
+
 impl IndexFile {
     /// Seals the index; returns its id and bytes.
     pub fn seal(&self, key: &MasterKey) -> (IndexId, Vec<u8>) {

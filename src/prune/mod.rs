@@ -325,7 +325,15 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
     let live_run = oldest_live_run(repo, now)?;
     let mut delete_packs: Vec<PackId> = Vec::new();
     let mut done_markers = Vec::new();
-    let in_live: HashSet<PackId> = keep.iter().map(|p| p.id).collect();
+    // A marked pack that is still in the live index (a killed prune wrote
+    // its marker but not its index) is handled by this run's own marker.
+    let live_ids: HashSet<PackId> = live.iter().map(|p| p.id).collect();
+    let mut available = kept_blobs.clone();
+    available.extend(
+        new_packs
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id))),
+    );
     for (name, marker) in &markers {
         // A run that started before the marking (with a margin for the
         // moments between writing the marker and the new index) may still
@@ -339,17 +347,20 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
             continue;
         }
         for pack in &marker.packs {
-            if in_live.contains(&pack.id) {
+            if live_ids.contains(&pack.id) {
                 continue;
             }
             let needed = pack.blobs.iter().any(|e| {
-                !kept_blobs.contains(&(e.kind, e.id))
+                !available.contains(&(e.kind, e.id))
                     && marks.contains(e.kind, &e.id).unwrap_or(true)
             });
-            if needed {
+            // A pack an interrupted prune already deleted cannot come back.
+            let exists = needed && repo.backend().stat(&pack.id.object_name()).is_ok();
+            if exists {
+                available.extend(pack.blobs.iter().map(|e| (e.kind, e.id)));
                 new_packs.push(pack.clone());
                 stats.packs_resurrected += 1;
-            } else {
+            } else if !needed {
                 delete_packs.push(pack.id);
                 stats.bytes_deleted += pack.size_bytes;
             }

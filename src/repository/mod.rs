@@ -287,11 +287,7 @@ impl Repository {
             if superseded.contains(id) {
                 continue;
             }
-            let packs: Vec<_> = file
-                .packs
-                .iter()
-                .map(|p| (p.id, p.blobs.as_slice()))
-                .collect();
+            let packs = crate::index::pack_entries(&file.packs);
             self.cache
                 .merge(Some(id), &packs)
                 .map_err(|e| self.cache_error(e))?;
@@ -319,11 +315,7 @@ impl Repository {
             .clear_obsolete()
             .map_err(|e| self.cache_error(e))?;
         for (name, marker) in self.list_obsolete()? {
-            let packs: Vec<_> = marker
-                .packs
-                .iter()
-                .map(|p| (p.id, p.blobs.as_slice()))
-                .collect();
+            let packs = crate::index::pack_entries(&marker.packs);
             self.cache
                 .merge_obsolete(&name, &packs)
                 .map_err(|e| self.cache_error(e))?;
@@ -447,11 +439,7 @@ impl Repository {
     pub fn save_index_file(&self, file: &IndexFile) -> Result<IndexId> {
         let (id, bytes) = file.seal(&self.key);
         self.backend.write(&id.object_name(), &bytes)?;
-        let packs: Vec<_> = file
-            .packs
-            .iter()
-            .map(|p| (p.id, p.blobs.as_slice()))
-            .collect();
+        let packs = crate::index::pack_entries(&file.packs);
         self.cache
             .merge(Some(&id), &packs)
             .map_err(|e| self.cache_error(e))?;

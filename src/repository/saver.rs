@@ -169,11 +169,7 @@ impl Shared {
         };
         let (id, bytes) = file.seal(&self.key);
         self.backend.write(&id.object_name(), &bytes)?;
-        let merge: Vec<_> = file
-            .packs
-            .iter()
-            .map(|p| (p.id, p.blobs.as_slice()))
-            .collect();
+        let merge = crate::index::pack_entries(&file.packs);
         self.cache
             .merge(Some(&id), &merge)
             .map_err(|e| Error::Cache {

@@ -86,33 +86,27 @@ pub(super) fn apply_all(
     stats: &mut RestoreStats,
 ) {
     let is_root = nix::unistd::geteuid().is_root();
-    for (i, entry) in entries.iter().enumerate() {
-        if entry.node.kind == NodeKind::Dir || failed.contains_key(&i) {
-            continue;
-        }
+    let mut apply = |entry: &Planned| {
         if let Err(e) = apply_one(&target.join(&entry.rel), &entry.node, is_root) {
-            record(
-                stats,
-                &entry.snapshot_path,
-                format!("metadata not restored: {e}"),
-            );
+            let message = format!("metadata not restored: {e}");
+            record(stats, &entry.snapshot_path, message);
         }
+    };
+    let is_dir = |e: &&Planned| e.node.kind == NodeKind::Dir;
+    for (_, entry) in entries
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| !is_dir(e) && !failed.contains_key(i))
+    {
+        apply(entry);
     }
+    // The target directory itself (empty relative path) keeps its own metadata.
     for entry in entries
         .iter()
         .rev()
-        .filter(|e| e.node.kind == NodeKind::Dir)
+        .filter(is_dir)
+        .filter(|e| !e.rel.as_os_str().is_empty())
     {
-        // The target directory itself keeps its own metadata.
-        if entry.rel.as_os_str().is_empty() {
-            continue;
-        }
-        if let Err(e) = apply_one(&target.join(&entry.rel), &entry.node, is_root) {
-            record(
-                stats,
-                &entry.snapshot_path,
-                format!("metadata not restored: {e}"),
-            );
-        }
+        apply(entry);
     }
 }

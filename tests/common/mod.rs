@@ -105,6 +105,36 @@ impl TestEnv {
     }
 }
 
+/// Total bytes of the files below `p` (0 if it does not exist).
+pub fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    dir_bytes(&e.path())
+                } else {
+                    m.len()
+                }
+            })
+            .sum()
+        })
+        .unwrap_or(0)
+}
+
+impl TestEnv {
+    /// Runs cairn on another repository and cache than the default ones.
+    pub fn run_in(&self, repo: &Path, cache: &Path, args: &[&str]) -> Output {
+        self.cmd()
+            .env("CAIRN_REPOSITORY", repo)
+            .env("CAIRN_CACHE_DIR", cache)
+            .args(args)
+            .output()
+            .expect("run cairn")
+    }
+}
+
 pub fn assert_success(out: &Output, args: &[&str]) {
     assert!(
         out.status.success(),
