@@ -33,7 +33,12 @@ fn second_snapshot_of_unchanged_data_adds_almost_nothing() {
         second["summary"]["read_bytes"], 0,
         "unchanged files are not read"
     );
-    assert_eq!(second["summary"]["blobs_added"], 0);
+    // No data blob is new; at most the root tree changes, because /tmp
+    // (an ancestor of the source) changes whenever another test runs.
+    assert!(
+        second["summary"]["added_plain_bytes"].as_u64().unwrap() < 4096,
+        "{second}"
+    );
     assert!(
         after - before < 16 * 1024,
         "second snapshot added {} bytes",
@@ -43,7 +48,10 @@ fn second_snapshot_of_unchanged_data_adds_almost_nothing() {
 
     // Same data under a forced full read: still nothing new stored.
     let third = env.snapshot_summary(&["--force", s]);
-    assert_eq!(third["summary"]["blobs_added"], 0);
+    assert!(
+        third["summary"]["added_plain_bytes"].as_u64().unwrap() < 4096,
+        "{third}"
+    );
     assert!(third["summary"]["read_bytes"].as_u64().unwrap() > 5 << 20);
 }
 

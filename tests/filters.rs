@@ -127,3 +127,22 @@ fn filelists_regexp_and_special_excludes() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn duplicity_sanity_checks_are_usage_errors() {
+    let env = TestEnv::new();
+    env.init();
+    let root = env.path("src");
+    write(&root.join("a"), b"x");
+    let r = root.to_str().unwrap();
+    // Only includes: duplicity refuses, since everything is included anyway.
+    let out = env.run(&["snapshot", &format!("--include={r}/a"), r]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A pattern outside the source can never match.
+    let out = env.run(&["snapshot", "--exclude=/elsewhere/x", r]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A malformed regexp names itself.
+    let out = env.run(&["snapshot", "--exclude-regexp=(", r]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains('('), "{}", stderr(&out));
+}

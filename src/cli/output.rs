@@ -64,6 +64,7 @@ pub fn statistics_block(s: &Summary) -> String {
     out.push_str(&format!("NewFiles {}\n", s.files_new));
     out.push_str(&line("NewFileSize", s.new_bytes));
     out.push_str(&format!("DeletedFiles {}\n", s.files_deleted));
+    out.push_str(&line("DeletedFileSize", s.deleted_bytes));
     out.push_str(&format!("ChangedFiles {}\n", s.files_changed));
     out.push_str(&line("ChangedFileSize", s.changed_bytes));
     out.push_str(&format!("UnchangedFiles {}\n", s.files_unchanged));

@@ -68,6 +68,24 @@ pub struct SnapshotArgs {
     pub json: bool,
 }
 
+/// Builds the filter and applies duplicity's sanity checks: every glob must
+/// be able to match something below a source path, and a list that ends
+/// in an include is refused (it would include everything anyway).
+fn checked_filter(rules: &[FilterRule], paths: &[PathBuf]) -> anyhow::Result<Filter> {
+    use std::os::unix::ffi::OsStrExt;
+    let usage =
+        |e: cairn::walker::filter::FilterError| cairn::Error::InvalidArgument(e.to_string());
+    let filter = Filter::new(rules).map_err(usage)?;
+    let roots: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect();
+    let roots: Vec<&[u8]> = roots.iter().map(|p| p.as_os_str().as_bytes()).collect();
+    filter.check_roots(&roots).map_err(usage)?;
+    filter.check_last_rule_excludes().map_err(usage)?;
+    Ok(filter)
+}
+
 /// Bytes of regular files below `path` (for the ETA; filters are ignored).
 fn tree_bytes(path: &std::path::Path) -> u64 {
     let Ok(meta) = path.symlink_metadata() else {
@@ -194,7 +212,7 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
     let filter = if rules.is_empty() {
         None
     } else {
-        Some(Filter::new(&rules).map_err(|e| cairn::Error::InvalidArgument(e.to_string()))?)
+        Some(checked_filter(&rules, &args.paths)?)
     };
     let time = args.time.as_deref().map(parse_time).transpose()?;
     let repo = env::open(g)?;
