@@ -158,3 +158,60 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Snapshots and prunes (grace period 0, so only the run markers protect
+/// concurrent backups) run at the same time, in loops. Every snapshot that
+/// reported success must still restore completely afterwards.
+#[test]
+fn concurrent_snapshots_and_prunes_never_lose_a_reported_snapshot() {
+    let env = TestEnv::new();
+    env.init_small_chunks();
+    let src = env.path("src");
+    let s = src.to_str().unwrap().to_string();
+    let mut saved: Vec<(String, Vec<u8>)> = Vec::new();
+    for round in 0..6u64 {
+        // Half the data changes every round, so prunes have work to do.
+        write(&src.join("stable"), &random_bytes(300_000, 1));
+        let changing = random_bytes(600_000, 100 + round);
+        write(&src.join("changing"), &changing);
+        if round >= 2 {
+            // Keep the last two snapshots only.
+            env.ok(&["forget", "--keep-last", "2"]);
+        }
+        let (snap, prune) = std::thread::scope(|scope| {
+            let snap = scope.spawn(|| env.cmd().args(["snapshot", "--json", &s]).output().unwrap());
+            let prune = scope.spawn(|| {
+                env.cmd()
+                    .args(["prune", "--max-unused", "0", "--grace-hours", "0"])
+                    .output()
+                    .unwrap()
+            });
+            (snap.join().unwrap(), prune.join().unwrap())
+        });
+        assert_success(&prune, &["prune"]);
+        if snap.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&snap.stdout).unwrap();
+            saved.push((v["snapshot_id"].as_str().unwrap().to_string(), changing));
+        }
+        let out = env.run(&["verify", "--read-data"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(saved.len() >= 5, "snapshots succeeded: {}", saved.len());
+    let present: String = env.ok(&["snapshots", "--json"]);
+    for (id, changing) in saved.iter().rev().take(2) {
+        assert!(present.contains(id.as_str()));
+        let target = env.path(&format!("t-{}", &id[..8]));
+        env.ok(&[
+            "restore",
+            &format!("{}:{s}", &id[..8]),
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read(target.join("changing")).unwrap(), *changing);
+    }
+}
