@@ -44,6 +44,52 @@ fn corpus_and_crash_inputs_never_panic() {
     assert!(total >= TARGETS.len());
 }
 
+/// A cheap, deterministic mutation sweep (not coverage-guided, unlike
+/// `fuzz/run.sh`): random bit flips, overwrites, truncations, insertions
+/// and splices of every seed, through every decoder.
+#[test]
+fn random_mutations_of_seeds_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut executions = 0u64;
+    for (name, decode) in TARGETS {
+        let seeds = inputs(&root.join(name));
+        for seed in &seeds {
+            for _ in 0..1500 {
+                let mut case = seed.clone();
+                for _ in 0..1 + next() % 4 {
+                    let len = case.len().max(1);
+                    let at = (next() as usize) % len;
+                    match next() % 5 {
+                        0 if !case.is_empty() => case[at] ^= 1 << (next() % 8),
+                        1 if !case.is_empty() => case[at] = next() as u8,
+                        2 => case.truncate(at),
+                        3 => case.insert(at.min(case.len()), next() as u8),
+                        _ => {
+                            let other = &seeds[(next() as usize) % seeds.len()];
+                            let from = (next() as usize) % other.len().max(1);
+                            case.splice(
+                                at.min(case.len())..at.min(case.len()),
+                                other[from..].iter().take(64).copied(),
+                            );
+                        }
+                    }
+                }
+                decode(&case);
+                executions += 1;
+            }
+        }
+    }
+    println!("{executions} mutated inputs decoded without a panic");
+    assert!(executions > 10_000);
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a format change"]
 fn generate_seed_corpus() {
