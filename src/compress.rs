@@ -59,9 +59,33 @@ pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
         }
         Compression::Level(n) => n,
     };
-    let out = zstd::bulk::compress(data, level).ok()?;
-    // Raw storage is one byte cheaper in the header than a failed attempt.
+    let out = with_compressor(level, |c| c.compress(data)).ok()?;
     (out.len() < data.len()).then_some(out)
+}
+
+thread_local! {
+    /// Creating a zstd context costs more than compressing a small file, so
+    /// each thread keeps one (with the level it was made for).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    COMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => f(c),
+            None => Err(std::io::Error::other("no zstd compressor")),
+        }
+    })
 }
 
 /// Looks at a slice from the middle of the data: headers of media files are
@@ -69,7 +93,7 @@ pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
 fn sample_compresses(data: &[u8]) -> bool {
     let start = (data.len() / 2).saturating_sub(SAMPLE_BYTES / 2);
     let sample = &data[start..start + SAMPLE_BYTES];
-    match zstd::bulk::compress(sample, 1) {
+    match with_compressor(1, |c| c.compress(sample)) {
         Ok(out) => out.len() * 100 < sample.len() * 95,
         Err(_) => false,
     }
@@ -77,7 +101,18 @@ fn sample_compresses(data: &[u8]) -> bool {
 
 /// Decompresses at most `plain_len` bytes; anything else is corruption.
 pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
-    let out = zstd::bulk::decompress(data, plain_len).map_err(|e| e.to_string())?;
+    let out = DECOMPRESSOR
+        .with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match slot.as_mut() {
+                Some(d) => d.decompress(data, plain_len),
+                None => Err(std::io::Error::other("no zstd decompressor")),
+            }
+        })
+        .map_err(|e| e.to_string())?;
     if out.len() != plain_len {
         return Err(format!(
             "decompressed to {} bytes, expected {plain_len}",

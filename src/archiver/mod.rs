@@ -446,13 +446,30 @@ impl Archiver<'_> {
     /// Outer error: the repository failed (abort). Inner error: the file
     /// could not be read (report and skip).
     fn read_file(&mut self, path: &Path) -> Result<std::io::Result<Vec<ContentRef>>> {
-        let file = match open_noatime(path) {
+        use std::io::Read;
+        let mut file = match open_noatime(path) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };
         let config = self.repo.config();
+        // Most files are smaller than one chunk: read them whole and skip
+        // the chunker (and its buffer of the maximum chunk size).
+        let min = u64::from(config.chunker.min_bytes);
+        let mut head = Vec::new();
+        if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
+            return Ok(Err(e));
+        }
+        if head.len() as u64 <= min {
+            if head.is_empty() {
+                return Ok(Ok(Vec::new()));
+            }
+            let len = head.len() as u32;
+            self.progress.bytes_read(u64::from(len));
+            let (id, _) = self.saver.save(BlobKind::Data, head)?;
+            return Ok(Ok(vec![ContentRef(id, len)]));
+        }
         let chunker = Chunker::new(
-            std::io::BufReader::with_capacity(1 << 20, file),
+            std::io::Cursor::new(head).chain(file),
             config.chunker,
             self.repo.key().chunker_seed(),
         );
