@@ -94,7 +94,8 @@ fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option
     let mut wanted = paths.to_vec();
     wanted.sort();
     let found = repo
-        .list_snapshots()?
+        .list_snapshots_lossy()?
+        .0
         .into_iter()
         .rev()
         .find(|(_, s)| {

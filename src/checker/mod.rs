@@ -25,6 +25,8 @@ use crate::repository::config::KeyFile;
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 
+pub mod repair;
+
 /// Which packs `read_data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DataSubset {
@@ -95,6 +97,9 @@ pub struct Report {
     /// Packs present but named by no index (a run in progress, or a crash).
     pub unreferenced_packs: Vec<String>,
     pub affected: Vec<Affected>,
+    /// Blobs found damaged or missing (for `repair snapshots`).
+    #[serde(skip)]
+    pub damaged_blobs: Vec<(BlobKind, BlobId)>,
 }
 
 impl Report {
@@ -442,6 +447,7 @@ pub fn verify(repo: &Repository, subset: DataSubset) -> Result<Report> {
         }
     }
     check_snapshots(repo, &indexed, &damaged, &mut report)?;
+    report.damaged_blobs = damaged.into_iter().collect();
     report.problems.sort();
     report.problems.dedup();
     Ok(report)

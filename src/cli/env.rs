@@ -203,14 +203,16 @@ fn read_hidden(tty: &mut std::fs::File, prompt: &str) -> anyhow::Result<Zeroizin
 pub fn open(g: &GlobalArgs) -> anyhow::Result<Repository> {
     let backend = backend(g)?;
     // A missing repository is reported before asking for a password.
-    match backend.stat("config") {
-        Err(e) if e.is_not_found() => {
+    // A location without config and keys is no repository: say so before
+    // asking for a password. (Keys without a config is a damaged one, which
+    // `Repository::open` reports.)
+    if let Err(e) = backend.stat("config") {
+        if e.is_not_found() && backend.list("keys/").is_ok_and(|k| k.is_empty()) {
             return Err(cairn::Error::RepositoryNotFound {
                 location: backend.location(),
             }
-            .into())
+            .into());
         }
-        _ => {}
     }
     let password = password(g, false)?;
     Ok(Repository::open(backend, password.as_bytes(), &cache(g))?)

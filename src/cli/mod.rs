@@ -10,6 +10,7 @@ mod key;
 mod output;
 mod progress_bar;
 mod prune;
+mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -122,6 +123,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Mirror the repository to another location (e.g. Mega), or back
     Sync(sync::SyncArgs),
+    /// Rebuild the index or rewrite damaged snapshots (never deletes packs)
+    Repair(repair::RepairArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +219,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         Command::Prune(args) => prune::run(g, &args),
         Command::Verify(args) => verify::run(g, &args),
         Command::Sync(args) => sync::run(g, &args),
+        Command::Repair(args) => repair::run(g, &args),
     }
 }
 

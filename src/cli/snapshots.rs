@@ -20,8 +20,11 @@ pub struct SnapshotsArgs {
 
 pub fn run(g: &GlobalArgs, args: &SnapshotsArgs) -> anyhow::Result<u8> {
     let repo = env::open(g)?;
-    let list: Vec<_> = repo
-        .list_snapshots()?
+    let (all, damaged) = repo.list_snapshots_lossy()?;
+    for e in &damaged {
+        eprintln!("warning: {e} (run `cairn verify`)");
+    }
+    let list: Vec<_> = all
         .into_iter()
         .filter(|(_, s)| args.host.is_empty() || args.host.contains(&s.hostname))
         .filter(|(_, s)| args.tag.is_empty() || s.tags.iter().any(|t| args.tag.contains(t)))

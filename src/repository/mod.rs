@@ -28,6 +28,9 @@ use config::{Config, KeyFile};
 
 pub use saver::{BlobSaver, SaveStats};
 
+/// Snapshots with their ids, oldest first.
+pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
+
 /// Keeps a `runs/` marker alive (heartbeat thread) and removes it on drop.
 pub struct RunGuard {
     name: String,
@@ -187,9 +190,15 @@ impl Repository {
         let config_bytes = match backend.read("config") {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => {
+                if !backend.list("keys/")?.is_empty() {
+                    return Err(Error::corrupt(
+                        "config",
+                        "missing, although the location holds key files: the repository is damaged",
+                    ));
+                }
                 return Err(Error::RepositoryNotFound {
                     location: backend.location(),
-                })
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -209,6 +218,9 @@ impl Repository {
 
     fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> {
         let keys = backend.list("keys/")?;
+        if keys.is_empty() {
+            return Err(Error::corrupt("keys/", "the repository has no key files"));
+        }
         let mut damaged = Vec::new();
         for object in keys {
             let bytes = backend.read(&object.name)?;
@@ -279,7 +291,13 @@ impl Repository {
         let mut files = Vec::new();
         let mut superseded = HashSet::new();
         for id in listed.iter().filter(|id| !merged.contains(id)) {
-            let file = self.load_index_file(id)?;
+            // A damaged index file is skipped here (verify reports it and
+            // `repair index` replaces it), so the rest stays usable.
+            let file = match self.load_index_file(id) {
+                Ok(file) => file,
+                Err(Error::Corrupt { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             superseded.extend(file.supersedes.iter().copied());
             files.push((*id, file));
         }
@@ -555,11 +573,29 @@ impl Repository {
         Ok(out)
     }
 
+    /// Every readable snapshot, oldest first, and the errors of those that
+    /// could not be read. For listing and browsing; operations that delete
+    /// data use the strict `list_snapshots`.
+    pub fn list_snapshots_lossy(&self) -> Result<(SnapshotList, Vec<Error>)> {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for id in self.list_snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(s) => out.push((id, s)),
+                Err(e @ Error::Corrupt { .. }) => errors.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((out, errors))
+    }
+
     /// Resolves `latest`, a full id, or a unique prefix of at least 8 hex digits.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
             return self
-                .list_snapshots()?
+                .list_snapshots_lossy()?
+                .0
                 .pop()
                 .ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
         }
