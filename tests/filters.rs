@@ -146,3 +146,22 @@ fn duplicity_sanity_checks_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains('('), "{}", stderr(&out));
 }
+
+#[test]
+fn include_regexp_then_exclude_everything_else() {
+    let env = TestEnv::new();
+    env.init();
+    let root = env.path("src");
+    write(&root.join("a.txt"), b"a");
+    write(&root.join("b.log"), b"b");
+    let r = root.to_str().unwrap().to_string();
+    let args = [
+        "--include-regexp=\\.txt$".to_string(),
+        format!("--exclude={r}/**"),
+        r.clone(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.snapshot(&args);
+    let expected: BTreeSet<String> = ["/a.txt".to_string()].into_iter().collect();
+    assert_eq!(listing(&env, &r), expected);
+}

@@ -80,6 +80,8 @@ pub fn run(g: &GlobalArgs, args: &PruneArgs) -> anyhow::Result<u8> {
     let options = args.flags.options(args.dry_run)?;
     let repo = env::open(g)?;
     let stats = prune::prune(&repo, &options)?;
-    print_stats(&stats, args.dry_run, args.json)?;
+    if args.json || !g.quiet {
+        print_stats(&stats, args.dry_run, args.json)?;
+    }
     Ok(exit::OK)
 }

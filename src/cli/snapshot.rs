@@ -32,6 +32,9 @@ pub struct SnapshotArgs {
     /// Exclude paths matching this regular expression
     #[arg(long, value_name = "REGEX")]
     pub exclude_regexp: Vec<String>,
+    /// Include paths matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub include_regexp: Vec<String>,
     /// Exclude directories that contain a file of this name
     #[arg(long, value_name = "NAME")]
     pub exclude_if_present: Vec<String>,
@@ -152,6 +155,16 @@ fn ordered_rules(
     }
     for (i, p) in indices("exclude").into_iter().zip(&args.exclude) {
         indexed.push((i, FilterRule::Exclude(p.clone()), format!("--exclude={p}")));
+    }
+    for (i, p) in indices("include_regexp")
+        .into_iter()
+        .zip(&args.include_regexp)
+    {
+        indexed.push((
+            i,
+            FilterRule::IncludeRegexp(p.clone()),
+            format!("--include-regexp={p}"),
+        ));
     }
     for (i, p) in indices("exclude_regexp")
         .into_iter()
