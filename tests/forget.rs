@@ -80,3 +80,31 @@ fn forget_by_id_and_refusal_without_policy() {
     let left: Vec<String> = ids_by_time(&env).into_iter().map(|(_, id)| id).collect();
     assert_eq!(left, vec![b]);
 }
+
+#[test]
+fn profile_holds_snapshot_rules_and_retention() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("keep.txt"), b"k");
+    write(&src.join("cache/junk"), b"j");
+    let s = src.to_str().unwrap();
+    let profile = env.path("server.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[snapshot]\nargs = [\"--exclude={s}/cache\", \"--tag\", \"nightly\", \"{s}\"]\n\n[forget]\nkeep_last = 1\n"
+        ),
+    )
+    .unwrap();
+    let p = profile.to_str().unwrap();
+    env.ok(&["snapshot", "--profile", p]);
+    env.ok(&["snapshot", "--profile", p]);
+    let ls = env.ok(&["ls", "latest", s]);
+    assert!(ls.contains("keep.txt") && !ls.contains("junk"), "{ls}");
+    assert_eq!(ids_by_time(&env).len(), 2);
+    env.ok(&["forget", "--profile", p]);
+    assert_eq!(ids_by_time(&env).len(), 1, "keep_last = 1 from the profile");
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["snapshots", "--json"])).unwrap();
+    assert_eq!(v[0]["tags"][0], "nightly");
+}

@@ -8,6 +8,7 @@ mod env;
 mod forget;
 mod key;
 mod output;
+mod profile;
 mod progress_bar;
 mod prune;
 mod repair;
@@ -160,7 +161,14 @@ impl std::error::Error for Exit {}
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
+    let args = match profile::expand(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("cairn: {}", output::error_chain(&e));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let matches = match Cli::command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
