@@ -25,14 +25,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn kill_nine_at_many_points_loses_nothing() {
     let env = TestEnv::new();
-    env.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--kdf-parallelism",
-        "1",
+    env.init_with(&[
         "--pack-size",
         "262144",
         "--chunk-min",

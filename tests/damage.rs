@@ -45,36 +45,10 @@ fn apply(path: &Path, damage: Damage) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A repository with two files in separate data packs (small pack size).
 fn base() -> (TestEnv, PathBuf) {
     let env = TestEnv::new();
-    env.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--kdf-parallelism",
-        "1",
-        "--pack-size",
-        "65536",
-    ]);
+    env.init_with(&["--pack-size", "65536"]);
     let src = env.path("src");
     write(&src.join("victim.bin"), &random_bytes(200_000, 1));
     write(&src.join("other/safe.bin"), &random_bytes(200_000, 2));

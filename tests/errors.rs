@@ -42,15 +42,9 @@ fn usage_errors_exit_2() {
 fn init_twice_is_refused() {
     let env = TestEnv::new();
     env.init();
-    let out = env.run(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--kdf-parallelism",
-        "1",
-    ]);
+    let mut init = vec!["init"];
+    init.extend_from_slice(&CHEAP_KDF);
+    let out = env.run(&init);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
 }
@@ -63,7 +57,7 @@ fn flipped_bit_in_a_data_pack_fails_restore_naming_the_file() {
     write(&src.join("precious.bin"), &random_bytes(300_000, 1));
     env.snapshot(&[src.to_str().unwrap()]);
     // The data pack is the largest object under data/.
-    let mut packs: Vec<_> = walk_files(&env.repo.join("data"));
+    let mut packs: Vec<_> = files_under(&env.repo.join("data"));
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
     let data_pack = packs.last().unwrap();
     let mut bytes = std::fs::read(data_pack).unwrap();
@@ -75,19 +69,6 @@ fn flipped_bit_in_a_data_pack_fails_restore_naming_the_file() {
     let err = stderr(&out);
     assert!(err.contains("precious.bin"), "error names the file: {err}");
     assert!(err.contains("pack "), "error names the pack: {err}");
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -162,14 +143,7 @@ fn unreadable_files_are_skipped_and_exit_3() {
 fn key_management() {
     let env = TestEnv::new();
     env.init();
-    let cheap = [
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--kdf-parallelism",
-        "1",
-    ];
+    let cheap = CHEAP_KDF;
     let mut add = vec!["key", "add"];
     add.extend_from_slice(&cheap);
     let out = env

@@ -10,6 +10,16 @@ use std::process::{Command, Output};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Argon2 parameters that make tests fast; never for real repositories.
+pub const CHEAP_KDF: [&str; 6] = [
+    "--kdf-memory-kib",
+    "64",
+    "--kdf-iterations",
+    "1",
+    "--kdf-parallelism",
+    "1",
+];
+
 /// A scratch world: a repository path, a cache, a home directory.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -58,27 +68,20 @@ impl TestEnv {
 
     /// `cairn init` with cheap Argon2 parameters.
     pub fn init(&self) {
-        self.ok(&[
-            "init",
-            "--kdf-memory-kib",
-            "64",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-        ]);
+        self.init_with(&[]);
+    }
+
+    /// `cairn init` with cheap Argon2 parameters and more options.
+    pub fn init_with(&self, extra: &[&str]) {
+        let mut args = vec!["init"];
+        args.extend_from_slice(&CHEAP_KDF);
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 
     /// `cairn init` with small chunks, so small test files give many chunks.
     pub fn init_small_chunks(&self) {
-        self.ok(&[
-            "init",
-            "--kdf-memory-kib",
-            "64",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
+        self.init_with(&[
             "--chunk-min",
             "4096",
             "--chunk-avg",
@@ -103,6 +106,23 @@ impl TestEnv {
         let out = self.ok(&all);
         serde_json::from_str(&out).expect("snapshot --json output")
     }
+}
+
+/// Every file below `dir`, sorted (empty if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Total bytes of the files below `p` (0 if it does not exist).
