@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::blob::BlobKind;
 use crate::error::Result;
-use crate::id::{BlobId, PackId};
+use crate::id::BlobId;
 use crate::index::{IndexFile, IndexedPack};
 use crate::repository::saver::SaverOptions;
 use crate::repository::{BlobSaver, Repository};
@@ -33,25 +33,19 @@ pub fn repair_index(repo: &Repository) -> Result<RepairIndexStats> {
     let mut stats = RepairIndexStats::default();
     let old = repo.list_index_files()?;
     let mut packs = Vec::new();
-    for object in repo.backend().list("data/")? {
-        let Some(id) = object
-            .name
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse::<PackId>().ok())
-        else {
-            continue;
-        };
-        match repo.read_pack_header(&id, object.size_bytes) {
+    for (id, size_bytes) in repo.list_packs()? {
+        match repo.read_pack_header(&id, size_bytes) {
             Ok(blobs) => {
                 stats.blobs_indexed += blobs.len() as u64;
                 packs.push(IndexedPack {
                     id,
-                    size_bytes: object.size_bytes,
+                    size_bytes,
                     blobs,
                 });
             }
-            Err(e) => stats.packs_unreadable.push(format!("{}: {e}", object.name)),
+            Err(e) => stats
+                .packs_unreadable
+                .push(format!("{}: {e}", id.object_name())),
         }
     }
     stats.packs_indexed = packs.len() as u64;

@@ -341,21 +341,26 @@ impl Repository {
         Ok(())
     }
 
+    /// Every pack object in `data/` with its size; foreign files are ignored.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        Ok(self
+            .backend
+            .list("data/")?
+            .into_iter()
+            .filter_map(|o| {
+                let id = o.name.rsplit('/').next()?.parse::<PackId>().ok()?;
+                Some((id, o.size_bytes))
+            })
+            .collect())
+    }
+
     /// Indexes packs that are in `data/` but named by no index file or
     /// obsolete marker: what a killed run had already stored. Packs are
     /// complete objects, so their headers can be trusted as far as they
     /// authenticate. Returns how many packs were adopted.
     pub fn adopt_orphan_packs(&self) -> Result<usize> {
         let mut adopted = Vec::new();
-        for object in self.backend.list("data/")? {
-            let Some(id) = object
-                .name
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.parse::<PackId>().ok())
-            else {
-                continue;
-            };
+        for (id, size_bytes) in self.list_packs()? {
             if self
                 .cache
                 .knows_pack(&id)
@@ -364,10 +369,10 @@ impl Repository {
                 continue;
             }
             // An unreadable orphan is left alone: verify reports it.
-            if let Ok(blobs) = self.read_pack_header(&id, object.size_bytes) {
+            if let Ok(blobs) = self.read_pack_header(&id, size_bytes) {
                 adopted.push(crate::index::IndexedPack {
                     id,
-                    size_bytes: object.size_bytes,
+                    size_bytes,
                     blobs,
                 });
             }
