@@ -72,6 +72,21 @@ fn clean(root: &std::path::Path) -> Arc<dyn Backend> {
     Arc::new(LocalBackend::new(root))
 }
 
+/// Restores a whole snapshot into a new directory.
+fn restore_into(
+    repo: &Repository,
+    snap: &cairn::snapshot::Snapshot,
+    target: std::path::PathBuf,
+) -> cairn::Result<restorer::RestoreStats> {
+    let options = RestoreOptions {
+        target,
+        subpath: None,
+        filter: None,
+        overwrite: false,
+    };
+    restorer::restore(repo, snap, &options, &NoProgress)
+}
+
 /// After anything happened: the repository opened cleanly verifies, and
 /// every snapshot in it restores completely.
 fn assert_consistent(root: &std::path::Path, tmp: &std::path::Path) {
@@ -80,18 +95,7 @@ fn assert_consistent(root: &std::path::Path, tmp: &std::path::Path) {
     assert!(report.is_clean(), "{:?}", report.problems);
     for (i, (_, snap)) in repo.list_snapshots().unwrap().into_iter().enumerate() {
         let target = tmp.join(format!("check-{}-{i}", rand::random::<u32>()));
-        let stats = restorer::restore(
-            &repo,
-            &snap,
-            &RestoreOptions {
-                target,
-                subpath: None,
-                filter: None,
-                overwrite: false,
-            },
-            &NoProgress,
-        )
-        .unwrap();
+        let stats = restore_into(&repo, &snap, target).unwrap();
         assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     }
 }
@@ -198,17 +202,7 @@ fn corrupted_and_short_reads_are_errors_not_panics() {
             };
             for (_, snap) in snaps {
                 let target = tmp.path().join(format!("r-{}", rand::random::<u32>()));
-                if let Ok(stats) = restorer::restore(
-                    &repo,
-                    &snap,
-                    &RestoreOptions {
-                        target,
-                        subpath: None,
-                        filter: None,
-                        overwrite: false,
-                    },
-                    &NoProgress,
-                ) {
+                if let Ok(stats) = restore_into(&repo, &snap, target) {
                     for e in &stats.errors {
                         assert!(!e.message.is_empty());
                     }

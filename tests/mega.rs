@@ -31,23 +31,17 @@ fn ok(env: &TestEnv, server: &MegaTestServer, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn init(env: &TestEnv, server: &MegaTestServer) {
+    let mut args = vec!["init"];
+    args.extend_from_slice(&CHEAP_KDF);
+    ok(env, server, &args);
+}
+
 #[test]
 fn snapshot_restore_verify_forget_prune_on_mega() {
     let server = MegaTestServer::start_with(TestAccount::v2(USER, MEGA_PASSWORD)).unwrap();
     let env = mega_env(&server);
-    ok(
-        &env,
-        &server,
-        &[
-            "init",
-            "--kdf-memory-kib",
-            "64",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-        ],
-    );
+    init(&env, &server);
     let src = env.path("src");
     write(&src.join("small"), b"tiny");
     write(&src.join("empty"), b"");
@@ -113,19 +107,7 @@ fn snapshot_restore_verify_forget_prune_on_mega() {
 fn transient_faults_are_retried_and_quota_is_a_clear_error() {
     let server = MegaTestServer::start_with(TestAccount::v1(USER, MEGA_PASSWORD)).unwrap();
     let env = mega_env(&server);
-    ok(
-        &env,
-        &server,
-        &[
-            "init",
-            "--kdf-memory-kib",
-            "64",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-        ],
-    );
+    init(&env, &server);
     let src = env.path("src");
     write(&src.join("f"), &random_bytes(500_000, 2));
     let s = src.to_str().unwrap();
