@@ -328,6 +328,7 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
     // A marked pack that is still in the live index (a killed prune wrote
     // its marker but not its index) is handled by this run's own marker.
     let live_ids: HashSet<PackId> = live.iter().map(|p| p.id).collect();
+    let mut decided: HashSet<PackId> = HashSet::new();
     let mut available = kept_blobs.clone();
     available.extend(
         new_packs
@@ -347,7 +348,10 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
             continue;
         }
         for pack in &marker.packs {
-            if live_ids.contains(&pack.id) {
+            // A pack can sit in two markers (a prune killed before it
+            // removed the marker it superseded); decide about it once, or
+            // the second marker would delete what the first resurrected.
+            if live_ids.contains(&pack.id) || !decided.insert(pack.id) {
                 continue;
             }
             let needed = pack.blobs.iter().any(|e| {

@@ -282,24 +282,20 @@ impl Repository {
             .map_err(|e| self.cache_error(e))?
             .into_iter()
             .collect();
-        let merged = if merged.is_subset(&listed_set) {
+        let mut merged = if merged.is_subset(&listed_set) {
             merged
         } else {
             self.cache.clear_index().map_err(|e| self.cache_error(e))?;
             HashSet::new()
         };
-        let mut files = Vec::new();
-        let mut superseded = HashSet::new();
-        for id in listed.iter().filter(|id| !merged.contains(id)) {
-            // A damaged index file is skipped here (verify reports it and
-            // `repair index` replaces it), so the rest stays usable.
-            let file = match self.load_index_file(id) {
-                Ok(file) => file,
-                Err(Error::Corrupt { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            superseded.extend(file.supersedes.iter().copied());
-            files.push((*id, file));
+        let (mut files, mut superseded) = self.load_index_files_except(&listed, &merged)?;
+        // A new file that supersedes one already merged (a prune killed
+        // before it deleted the old file) makes the cached entries stale:
+        // their packs may be gone, so start over from every file.
+        if !merged.is_disjoint(&superseded) {
+            self.cache.clear_index().map_err(|e| self.cache_error(e))?;
+            merged.clear();
+            (files, superseded) = self.load_index_files_except(&listed, &merged)?;
         }
         for (id, file) in &files {
             if superseded.contains(id) {
@@ -311,6 +307,30 @@ impl Repository {
                 .map_err(|e| self.cache_error(e))?;
         }
         self.sync_obsolete()
+    }
+
+    /// Loads the listed index files not in `skip`, and the ids they
+    /// supersede.
+    #[allow(clippy::type_complexity)]
+    fn load_index_files_except(
+        &self,
+        listed: &[IndexId],
+        skip: &HashSet<IndexId>,
+    ) -> Result<(Vec<(IndexId, IndexFile)>, HashSet<IndexId>)> {
+        let mut files = Vec::new();
+        let mut superseded = HashSet::new();
+        for id in listed.iter().filter(|id| !skip.contains(id)) {
+            // A damaged index file is skipped here (verify reports it and
+            // `repair index` replaces it), so the rest stays usable.
+            let file = match self.load_index_file(id) {
+                Ok(file) => file,
+                Err(Error::Corrupt { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            superseded.extend(file.supersedes.iter().copied());
+            files.push((*id, file));
+        }
+        Ok((files, superseded))
     }
 
     fn sync_obsolete(&self) -> Result<()> {
@@ -458,14 +478,20 @@ impl Repository {
         IndexFile::open(&self.key, &bytes).map_err(|e| Error::corrupt(name, e))
     }
 
-    /// Writes an index file and merges it into the cache.
+    /// Writes an index file and merges it into the cache. A file that
+    /// supersedes others empties the cache instead, because the entries
+    /// of the superseded files may name packs about to be deleted; the
+    /// next `sync_index` rebuilds it from the files that remain.
     pub fn save_index_file(&self, file: &IndexFile) -> Result<IndexId> {
         let (id, bytes) = file.seal(&self.key);
         self.backend.write(&id.object_name(), &bytes)?;
-        let packs = crate::index::pack_entries(&file.packs);
-        self.cache
-            .merge(Some(&id), &packs)
-            .map_err(|e| self.cache_error(e))?;
+        if file.supersedes.is_empty() {
+            let packs = crate::index::pack_entries(&file.packs);
+            self.cache.merge(Some(&id), &packs)
+        } else {
+            self.cache.clear_index()
+        }
+        .map_err(|e| self.cache_error(e))?;
         Ok(id)
     }
 
