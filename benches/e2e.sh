@@ -7,20 +7,14 @@
 #   benches/e2e.sh [SCALE]      # SCALE 1.0 = ~1.5 GiB corpus (default)
 #
 # Needs: restic, borgbackup, time, zstd (installed if missing), and a
-# release build of cairn (built if missing).
+# release build of cairn (built if missing; set CARGO_TARGET_DIR to reuse one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-1.0}"
 WORK="${BENCH_DIR:-/var/tmp/cairn-bench}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cairn-target}"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
-need=()
-for p in restic borgbackup time zstd; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; fi
-cargo build --release --locked
-CAIRN="$CARGO_TARGET_DIR/release/cairn"
-
-rm -rf "$WORK"; mkdir -p "$WORK"
 CORPUS="$WORK/corpus"
 echo "generating corpus (scale $SCALE) in $CORPUS"
 python3 benches/corpus.py generate "$CORPUS" "$SCALE"
@@ -31,19 +25,6 @@ export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export CAIRN_REPOSITORY="$WORK/cairn-repo" RESTIC_REPOSITORY="$WORK/restic-repo"
 export CAIRN_CACHE_DIR="$WORK/cairn-cache" RESTIC_CACHE_DIR="$WORK/restic-cache"
 export BORG_REPO="$WORK/borg-repo" BORG_BASE_DIR="$WORK/borg-base"
-RESULTS="$WORK/results.tsv"; : > "$RESULTS"
-
-# measure TOOL PHASE CMD...: wall seconds, CPU seconds, peak RSS KiB.
-measure() {
-  local tool=$1 phase=$2; shift 2
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.out" "$@" > "$WORK/$tool-$phase.log" 2>&1 || {
-    echo "$tool $phase failed:"; tail -5 "$WORK/$tool-$phase.log"; exit 1; }
-  read -r wall user sys rss < "$WORK/time.out"
-  printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$wall" "$(echo "$user + $sys" | bc)" "$rss" >> "$RESULTS"
-  printf '%-7s %-10s wall %7.2fs  cpu %7.2fs  rss %8d KiB\n' "$tool" "$phase" "$wall" "$(echo "$user + $sys" | bc)" "$rss"
-}
-
 "$CAIRN" init --quiet
 restic init -q
 borg init -e repokey-blake2 >/dev/null
@@ -75,6 +56,12 @@ for t in cairn restic borg; do
   printf '%s\t%s\t%s\t%s\t%s\n' "$t" reposize "$(du -sb "$WORK/$t-repo" | cut -f1)" 0 0 >> "$RESULTS"
 done
 
+# Retention: keep the last snapshot, reclaim the rest (cairn without the
+# grace period, as restic and borg delete at once).
+measure cairn prune "$CAIRN" forget --keep-last 1 --prune --instant
+measure restic prune restic forget --keep-last 1 --prune
+measure borg prune bash -c "borg prune --keep-last 1 && borg compact"
+
 python3 - "$RESULTS" <<'PY'
 import sys, collections
 rows = collections.defaultdict(dict)
@@ -83,7 +70,7 @@ for line in open(sys.argv[1]):
     rows[phase][tool] = (float(wall), float(cpu), int(rss))
 print()
 print(f"{'phase':<10} {'cairn wall':>11} {'restic x':>9} {'borg x':>8} {'cairn RSS MiB':>14} {'RSS vs restic':>14}")
-for phase in ["initial", "unchanged", "mutated", "restore", "verify", "reposize"]:
+for phase in ["initial", "unchanged", "mutated", "restore", "verify", "prune", "reposize"]:
     r = rows.get(phase, {})
     if "cairn" not in r:
         continue

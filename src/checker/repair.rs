@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::BlobId;
-use crate::index::{IndexFile, IndexedPack};
+use crate::index::IndexedPack;
+use crate::repository::index_writer::IndexWriter;
 use crate::repository::saver::SaverOptions;
 use crate::repository::{BlobSaver, Repository};
 use crate::tree::{NodeKind, Tree};
@@ -27,36 +28,31 @@ pub struct RepairIndexStats {
     pub packs_unreadable: Vec<String>,
 }
 
-/// Writes one index file naming every pack whose header reads, superseding
+/// Writes index files naming every pack whose header reads, superseding
 /// (then deleting) all existing index files.
 pub fn repair_index(repo: &Repository) -> Result<RepairIndexStats> {
     let mut stats = RepairIndexStats::default();
     let old = repo.list_index_files()?;
-    let mut packs = Vec::new();
+    let mut index = IndexWriter::new(repo);
     for (id, size_bytes) in repo.list_packs()? {
         match repo.read_pack_header(&id, size_bytes) {
             Ok(blobs) => {
                 stats.blobs_indexed += blobs.len() as u64;
-                packs.push(IndexedPack {
+                stats.packs_indexed += 1;
+                index.add(IndexedPack {
                     id,
                     size_bytes,
                     blobs,
-                });
+                })?;
             }
             Err(e) => stats
                 .packs_unreadable
                 .push(format!("{}: {e}", id.object_name())),
         }
     }
-    stats.packs_indexed = packs.len() as u64;
-    let new = repo.save_index_file(&IndexFile {
-        supersedes: old.clone(),
-        packs,
-    })?;
-    for id in old.iter().filter(|id| **id != new) {
-        repo.backend().delete(&id.object_name())?;
-        stats.index_files_replaced += 1;
-    }
+    let written = index.finish(&old)?;
+    IndexWriter::delete_superseded(repo, &old, &written)?;
+    stats.index_files_replaced = old.iter().filter(|id| !written.contains(id)).count() as u64;
     repo.sync_index()?;
     Ok(stats)
 }

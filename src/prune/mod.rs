@@ -1,17 +1,22 @@
 //! `prune`: reclaim the space of data no snapshot references, without
 //! stopping backups. The protocol (format-spec section 10):
 //!
-//! 1. Mark every blob reachable from the snapshots (in an on-disk set, so
-//!    memory does not grow with the repository).
-//! 2. Packs with no used blob, and packs whose unused share is worth
-//!    repacking, become *obsolete*: their used blobs are copied into new
-//!    packs, an `obsolete/` marker records them (with their entries), and a
-//!    new index file supersedes every old one without them. Readers still
-//!    find blobs in obsolete packs; writers never dedup against them.
-//! 3. Packs of markers older than the grace period, and older than the start
+//! 1. Mark every blob reachable from the snapshots.
+//! 2. Measure each live pack: bytes of blobs in use, bytes not. The first
+//!    copy of a used blob *claims* it; later copies count as unused.
+//! 3. Packs with no used blob, and packs whose unused share is worth
+//!    repacking, become *obsolete*: the blobs they claim are copied into
+//!    new packs, `obsolete/` markers record them (with their entries), and
+//!    new index files replace the old ones (see `IndexWriter`). Readers
+//!    still find blobs in obsolete packs; writers never dedup against them.
+//! 4. Packs of markers older than the grace period, and older than the start
 //!    of every live snapshot run, are deleted, unless a snapshot written
 //!    meanwhile uses a blob found only there: then the pack is put back
 //!    into the index ("resurrected").
+//!
+//! Memory does not grow with the number of blobs: the mark set and the
+//! claims live in temporary on-disk tables, index files and markers are
+//! read one at a time, and only per-pack figures stay in RAM.
 //!
 //! A prune killed at any point leaves a repository that verifies: every
 //! step writes before it deletes, and running prune again completes the job.
@@ -25,8 +30,9 @@ use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::index::cache::IndexCache;
-use crate::index::{IndexFile, IndexedPack};
-use crate::pack::PackWriter;
+use crate::index::IndexedPack;
+use crate::pack::{PackEntry, PackWriter};
+use crate::repository::index_writer::{blobs_per_index_file, IndexWriter};
 use crate::repository::marker::ObsoleteMarker;
 use crate::repository::Repository;
 use crate::tree::NodeKind;
@@ -71,19 +77,17 @@ pub struct PruneStats {
     pub bytes_unused_after: u64,
 }
 
-/// The blobs the remaining snapshots use, kept on disk.
-struct MarkSet {
+/// A blob → pack table in a temporary RocksDB, so that prune's bookkeeping
+/// stays on disk however many blobs the repository holds.
+struct BlobTable {
     db: IndexCache,
-    count: u64,
+    len: u64,
 }
 
-impl MarkSet {
-    fn new() -> Result<MarkSet> {
-        let db = IndexCache::open_private().map_err(|e| Error::Cache {
-            path: std::path::PathBuf::new(),
-            message: e.message,
-        })?;
-        Ok(MarkSet { db, count: 0 })
+impl BlobTable {
+    fn new() -> Result<BlobTable> {
+        let db = IndexCache::open_private().map_err(Self::err)?;
+        Ok(BlobTable { db, len: 0 })
     }
 
     fn err(e: crate::index::cache::CacheError) -> Error {
@@ -93,33 +97,44 @@ impl MarkSet {
         }
     }
 
-    /// Adds the blob; false if it was there already.
+    fn get(&self, kind: BlobKind, id: &BlobId) -> Result<Option<PackId>> {
+        Ok(self.db.lookup(kind, id).map_err(Self::err)?.map(|l| l.pack))
+    }
+
+    fn contains(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        self.db.contains(kind, id).map_err(Self::err)
+    }
+
+    /// Records `pack` for every entry (replacing what was there).
+    fn put(&mut self, pack: PackId, entries: &[PackEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.db.merge(None, &[(pack, entries)]).map_err(Self::err)?;
+        self.len += entries.len() as u64;
+        Ok(())
+    }
+
+    /// Adds a blob with no pack; false if it was there already.
     fn insert(&mut self, kind: BlobKind, id: &BlobId) -> Result<bool> {
-        if self.db.contains(kind, id).map_err(Self::err)? {
+        if self.contains(kind, id)? {
             return Ok(false);
         }
-        let entry = crate::pack::PackEntry {
+        let entry = PackEntry {
             kind,
             id: *id,
             offset: 0,
             length: 0,
             plain_length: 0,
         };
-        self.db
-            .merge(None, &[(PackId([0; 32]), &[entry][..])])
-            .map_err(Self::err)?;
-        self.count += 1;
+        self.put(PackId([0; 32]), &[entry])?;
         Ok(true)
-    }
-
-    fn contains(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
-        self.db.contains(kind, id).map_err(Self::err)
     }
 }
 
 /// Walks every snapshot's trees; a tree seen before is not walked again.
-fn mark_used(repo: &Repository) -> Result<MarkSet> {
-    let mut marks = MarkSet::new()?;
+fn mark_used(repo: &Repository) -> Result<BlobTable> {
+    let mut marks = BlobTable::new()?;
     for (_, snap) in repo.list_snapshots()? {
         let mut stack = vec![snap.tree];
         while let Some(tree_id) = stack.pop() {
@@ -142,142 +157,254 @@ fn mark_used(repo: &Repository) -> Result<MarkSet> {
     Ok(marks)
 }
 
-/// The live index: packs named by index files that nothing supersedes.
-fn live_index(repo: &Repository) -> Result<(Vec<IndexId>, Vec<IndexedPack>)> {
-    let ids = repo.list_index_files()?;
-    let mut files = Vec::new();
-    let mut superseded = HashSet::new();
-    for id in &ids {
-        let file = repo.load_index_file(id)?;
-        superseded.extend(file.supersedes.iter().copied());
-        files.push((*id, file));
-    }
-    let mut seen = HashSet::new();
-    let mut packs = Vec::new();
-    for (id, file) in files {
-        if superseded.contains(&id) {
-            continue;
-        }
-        for pack in file.packs {
-            if seen.insert(pack.id) {
-                packs.push(pack);
+/// Calls `f` once for every pack of `packs` as the live index files list
+/// it, loading one file at a time. `pass` tells passes apart, so that a pack
+/// listed twice is seen once without a set of its own.
+fn for_each_live_pack(
+    repo: &Repository,
+    live: &[IndexId],
+    packs: &Packs,
+    pass: u8,
+    mut f: impl FnMut(IndexedPack) -> Result<()>,
+) -> Result<()> {
+    for id in live {
+        for pack in repo.load_index_file(id)?.packs {
+            match packs.get(&pack.id) {
+                Some(state) if state.pass.get() != pass => {
+                    state.pass.set(pass);
+                    f(pack)?;
+                }
+                _ => {}
             }
         }
     }
-    Ok((ids, packs))
+    Ok(())
 }
 
-/// Per pack: (bytes of blobs in use, bytes of blobs not in use). Only the
-/// first copy of a blob counts as used; header bytes count as neither.
-fn usage(packs: &[IndexedPack], marks: &MarkSet) -> Result<HashMap<PackId, (u64, u64)>> {
-    let mut counted: HashSet<(BlobKind, BlobId)> = HashSet::new();
-    let mut usage = HashMap::new();
-    for pack in packs {
-        let (mut used, mut unused) = (0, 0);
-        for e in &pack.blobs {
-            if marks.contains(e.kind, &e.id)? && counted.insert((e.kind, e.id)) {
-                used += u64::from(e.length);
-            } else {
-                unused += u64::from(e.length);
+/// What prune knows about one live pack: 16 bytes beside the id. This map
+/// is the only state that grows with the repository, and it grows with
+/// packs, not blobs. (A pack never exceeds 1 GiB plus one blob, so u32
+/// byte counts suffice; they saturate rather than wrap.)
+#[derive(Debug, Clone)]
+struct PackUsage {
+    size: u32,
+    /// Bytes of the blobs this pack claims.
+    used: u32,
+    /// Bytes of everything else (unused blobs and second copies).
+    unused: u32,
+    retire: bool,
+    pass: std::cell::Cell<u8>,
+}
+
+type Packs = HashMap<PackId, PackUsage>;
+
+fn retired(packs: &Packs, id: &PackId) -> bool {
+    packs.get(id).is_some_and(|p| p.retire)
+}
+
+/// Measures every live pack and claims each used blob for its first copy.
+/// Also returns how many second copies of used blobs were seen.
+fn measure(
+    repo: &Repository,
+    live: &[IndexId],
+    marks: &BlobTable,
+    claims: &mut BlobTable,
+) -> Result<(Packs, u64)> {
+    let mut packs = Packs::new();
+    let mut duplicates = 0;
+    for id in live {
+        for pack in repo.load_index_file(id)?.packs {
+            if packs.contains_key(&pack.id) {
+                continue;
             }
+            let mut usage = PackUsage {
+                size: u32::try_from(pack.size_bytes).unwrap_or(u32::MAX),
+                used: 0,
+                unused: 0,
+                retire: false,
+                pass: std::cell::Cell::new(0),
+            };
+            let mut mine: Vec<PackEntry> = Vec::new();
+            let mut here = HashSet::new();
+            for e in &pack.blobs {
+                let used = marks.contains(e.kind, &e.id)?;
+                if used && claims.get(e.kind, &e.id)?.is_none() && here.insert((e.kind, e.id)) {
+                    usage.used = usage.used.saturating_add(e.length);
+                    mine.push(*e);
+                } else {
+                    duplicates += u64::from(used);
+                    usage.unused = usage.unused.saturating_add(e.length);
+                }
+            }
+            claims.put(pack.id, &mine)?;
+            packs.insert(pack.id, usage);
         }
-        usage.insert(pack.id, (used, unused));
     }
-    Ok(usage)
+    Ok((packs, duplicates))
 }
 
 /// Chooses packs to retire: all unused ones, then the emptiest partly used
-/// ones until the unused share is at most `max_unused`.
-fn choose(
-    packs: &[IndexedPack],
-    usage: &HashMap<PackId, (u64, u64)>,
-    max_unused: f64,
-    stats: &mut PruneStats,
-) -> HashSet<PackId> {
-    let total: u64 = packs.iter().map(|p| p.size_bytes).sum();
-    let mut unused_total: u64 = packs.iter().map(|p| usage[&p.id].1).sum();
-    let mut retire = HashSet::new();
-    for p in packs.iter().filter(|p| usage[&p.id].0 == 0) {
-        retire.insert(p.id);
-        unused_total -= usage[&p.id].1;
+/// ones until the unused share is at most `max_unused`. Returns how many.
+fn choose(packs: &mut Packs, max_unused: f64, stats: &mut PruneStats) -> usize {
+    let total: u64 = packs.values().map(|p| u64::from(p.size)).sum();
+    let mut unused_total: u64 = packs.values().map(|p| u64::from(p.unused)).sum();
+    let mut count = 0;
+    for p in packs.values_mut().filter(|p| p.used == 0) {
+        p.retire = true;
+        unused_total -= u64::from(p.unused);
         stats.packs_unused += 1;
+        count += 1;
     }
-    let mut partial: Vec<&IndexedPack> = packs
+    // Emptiest first: most unused bytes per used byte (ties by id, so the
+    // choice does not depend on hash order).
+    let mut partial: Vec<(u64, PackId)> = packs
         .iter()
-        .filter(|p| usage[&p.id].0 > 0 && usage[&p.id].1 > 0)
+        .filter(|(_, p)| p.used > 0 && p.unused > 0)
+        .map(|(id, p)| (u64::from(p.unused) * 1000 / u64::from(p.used), *id))
         .collect();
-    // Emptiest first: most unused bytes per used byte.
-    partial.sort_by_key(|p| {
-        let (used, unused) = usage[&p.id];
-        std::cmp::Reverse(unused * 1000 / used.max(1))
-    });
+    partial.sort_by_key(|(ratio, id)| (std::cmp::Reverse(*ratio), *id));
     let allowed = (total as f64 * max_unused) as u64;
-    for p in partial {
+    for (_, id) in partial {
         if unused_total <= allowed {
             break;
         }
-        retire.insert(p.id);
-        unused_total -= usage[&p.id].1;
+        if let Some(p) = packs.get_mut(&id) {
+            p.retire = true;
+            unused_total -= u64::from(p.unused);
+        }
         stats.packs_repacked += 1;
+        count += 1;
     }
     stats.bytes_unused_after = unused_total;
-    retire
+    count
 }
 
-/// Copies the used blobs of the retired packs into new packs, sealed bytes
-/// as they are (no decryption needed, ids stay valid).
-fn repack(
+/// Moves the claim of a used blob from a retired pack to a kept pack that
+/// also holds it, so repacking does not copy what survives anyway.
+fn prefer_kept_copies(
     repo: &Repository,
-    retired: &[&IndexedPack],
-    marks: &MarkSet,
-    keep_elsewhere: &HashSet<(BlobKind, BlobId)>,
-) -> Result<Vec<IndexedPack>> {
-    let target = u64::from(repo.config().pack_target_bytes);
-    let mut writers = [PackWriter::new(), PackWriter::new()];
-    let mut done: HashSet<(BlobKind, BlobId)> = HashSet::new();
-    let mut out = Vec::new();
-    for pack in retired {
-        let wanted: Vec<_> = pack
-            .blobs
-            .iter()
-            .filter(|e| !keep_elsewhere.contains(&(e.kind, e.id)))
-            .filter(|e| marks.contains(e.kind, &e.id).unwrap_or(true))
-            .collect();
-        if wanted.is_empty() {
-            continue;
+    live: &[IndexId],
+    packs: &Packs,
+    marks: &BlobTable,
+    claims: &mut BlobTable,
+) -> Result<()> {
+    for_each_live_pack(repo, live, packs, 1, |pack| {
+        if retired(packs, &pack.id) {
+            return Ok(());
         }
-        let bytes = repo.backend().read(&pack.id.object_name())?;
-        for e in wanted {
-            if !done.insert((e.kind, e.id)) {
-                continue;
+        let mut moved = Vec::new();
+        for e in &pack.blobs {
+            if marks.contains(e.kind, &e.id)? {
+                if let Some(owner) = claims.get(e.kind, &e.id)? {
+                    if owner != pack.id && retired(packs, &owner) {
+                        moved.push(*e);
+                    }
+                }
             }
+        }
+        claims.put(pack.id, &moved)
+    })
+}
+
+/// Copies the blobs a retired pack claims into new packs, sealed bytes as
+/// they are (no decryption needed, ids stay valid).
+struct Repacker<'r> {
+    repo: &'r Repository,
+    target: u64,
+    writers: [PackWriter; 2],
+}
+
+impl<'r> Repacker<'r> {
+    fn new(repo: &'r Repository) -> Repacker<'r> {
+        Repacker {
+            repo,
+            target: u64::from(repo.config().pack_target_bytes),
+            writers: [PackWriter::new(), PackWriter::new()],
+        }
+    }
+
+    fn copy(
+        &mut self,
+        pack: &IndexedPack,
+        claims: &BlobTable,
+        index: &mut IndexWriter,
+    ) -> Result<()> {
+        let mut wanted = Vec::new();
+        let mut here = HashSet::new();
+        for e in &pack.blobs {
+            if claims.get(e.kind, &e.id)? == Some(pack.id) && here.insert((e.kind, e.id)) {
+                wanted.push(e);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.repo.backend().read(&pack.id.object_name())?;
+        for e in wanted {
             let range = e.offset as usize..(e.offset + u64::from(e.length)) as usize;
             let stored = bytes
                 .get(range)
                 .ok_or_else(|| Error::corrupt(pack.id.object_name(), "blob outside the pack"))?;
             let slot = usize::from(e.kind == BlobKind::Tree);
-            writers[slot].add(e.kind, e.id, e.plain_length, stored.to_vec());
-            if writers[slot].size_bytes() >= target {
-                out.push(store(repo, std::mem::take(&mut writers[slot]))?);
+            self.writers[slot].add(e.kind, e.id, e.plain_length, stored.to_vec());
+            if self.writers[slot].size_bytes() >= self.target {
+                let full = std::mem::take(&mut self.writers[slot]);
+                index.add(self.store(full)?)?;
             }
         }
+        Ok(())
     }
-    for w in writers {
-        if !w.is_empty() {
-            out.push(store(repo, w)?);
+
+    fn finish(mut self, index: &mut IndexWriter) -> Result<()> {
+        for w in std::mem::take(&mut self.writers) {
+            if !w.is_empty() {
+                index.add(self.store(w)?)?;
+            }
         }
+        Ok(())
     }
-    Ok(out)
+
+    fn store(&self, writer: PackWriter) -> Result<IndexedPack> {
+        let pack = writer.finish(self.repo.key());
+        self.repo
+            .backend()
+            .write(&pack.id.object_name(), &pack.bytes)?;
+        Ok(IndexedPack {
+            id: pack.id,
+            size_bytes: pack.bytes.len() as u64,
+            blobs: pack.entries,
+        })
+    }
 }
 
-fn store(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
-    let pack = writer.finish(repo.key());
-    repo.backend().write(&pack.id.object_name(), &pack.bytes)?;
-    Ok(IndexedPack {
-        id: pack.id,
-        size_bytes: pack.bytes.len() as u64,
-        blobs: pack.entries,
-    })
+/// Collects retired packs into obsolete markers of bounded size.
+struct MarkerWriter<'r> {
+    repo: &'r Repository,
+    marked: DateTime<FixedOffset>,
+    pending: Vec<IndexedPack>,
+    pending_blobs: usize,
+}
+
+impl MarkerWriter<'_> {
+    fn add(&mut self, pack: IndexedPack) -> Result<()> {
+        self.pending_blobs += pack.blobs.len();
+        self.pending.push(pack);
+        if self.pending_blobs >= blobs_per_index_file() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.repo.save_obsolete(&ObsoleteMarker {
+                marked: self.marked,
+                packs: std::mem::take(&mut self.pending),
+            })?;
+            self.pending_blobs = 0;
+        }
+        Ok(())
+    }
 }
 
 /// The earliest start of a run that is still alive.
@@ -293,49 +420,32 @@ fn oldest_live_run(
         .min())
 }
 
-pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
-    let mut stats = PruneStats::default();
+/// What to do with the packs of earlier markers.
+#[derive(Default)]
+struct MarkerOutcome {
+    delete: Vec<PackId>,
+    done_markers: Vec<String>,
+}
+
+/// Settles the markers that existed when this prune started: deletes what
+/// is old enough, resurrects into `index` what a snapshot still needs.
+#[allow(clippy::too_many_arguments)]
+fn settle_markers(
+    repo: &Repository,
+    names: &[String],
+    live: &Packs,
+    marks: &BlobTable,
+    claims: &mut BlobTable,
+    index: &mut IndexWriter,
+    options: &PruneOptions,
+    stats: &mut PruneStats,
+) -> Result<MarkerOutcome> {
     let now = chrono::Local::now().fixed_offset();
-    let marks = mark_used(repo)?;
-    stats.blobs_used = marks.count;
-    let (old_index_ids, live) = live_index(repo)?;
-    stats.packs_total = live.len() as u64;
-    stats.bytes_total = live.iter().map(|p| p.size_bytes).sum();
-    let used = usage(&live, &marks)?;
-    let retire = choose(&live, &used, options.max_unused, &mut stats);
-    let markers = repo.list_obsolete()?;
-    if options.dry_run {
-        stats.bytes_marked_obsolete = live
-            .iter()
-            .filter(|p| retire.contains(&p.id))
-            .map(|p| p.size_bytes)
-            .sum();
-        return Ok(stats);
-    }
-
-    let (keep, retired): (Vec<&IndexedPack>, Vec<&IndexedPack>) =
-        live.iter().partition(|p| !retire.contains(&p.id));
-    let kept_blobs: HashSet<(BlobKind, BlobId)> = keep
-        .iter()
-        .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
-        .collect();
-    let mut new_packs = repack(repo, &retired, &marks, &kept_blobs)?;
-
-    // Earlier markers: delete what is old enough, resurrect what is used.
     let live_run = oldest_live_run(repo, now)?;
-    let mut delete_packs: Vec<PackId> = Vec::new();
-    let mut done_markers = Vec::new();
-    // A marked pack that is still in the live index (a killed prune wrote
-    // its marker but not its index) is handled by this run's own marker.
-    let live_ids: HashSet<PackId> = live.iter().map(|p| p.id).collect();
+    let mut outcome = MarkerOutcome::default();
     let mut decided: HashSet<PackId> = HashSet::new();
-    let mut available = kept_blobs.clone();
-    available.extend(
-        new_packs
-            .iter()
-            .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id))),
-    );
-    for (name, marker) in &markers {
+    for name in names {
+        let marker = repo.load_obsolete(name)?;
         // A run that started before the marking (with a margin for the
         // moments between writing the marker and the new index) may still
         // refer to these packs through its old view of the index.
@@ -347,62 +457,140 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
             stats.packs_waiting += marker.packs.len() as u64;
             continue;
         }
-        for pack in &marker.packs {
-            // A pack can sit in two markers (a prune killed before it
-            // removed the marker it superseded); decide about it once, or
-            // the second marker would delete what the first resurrected.
-            if live_ids.contains(&pack.id) || !decided.insert(pack.id) {
+        for pack in marker.packs {
+            // A marked pack still in the live index (a killed prune wrote
+            // its marker but not its index) is this run's business. A pack
+            // in two markers (a prune killed before it removed the marker
+            // it replaced) is decided once, or the second marker would
+            // delete what the first resurrected.
+            if live.contains_key(&pack.id) || !decided.insert(pack.id) {
                 continue;
             }
-            let needed = pack.blobs.iter().any(|e| {
-                !available.contains(&(e.kind, e.id))
-                    && marks.contains(e.kind, &e.id).unwrap_or(true)
-            });
-            // A pack an interrupted prune already deleted cannot come back.
-            let exists = needed && repo.backend().stat(&pack.id.object_name()).is_ok();
-            if exists {
-                available.extend(pack.blobs.iter().map(|e| (e.kind, e.id)));
-                new_packs.push(pack.clone());
-                stats.packs_resurrected += 1;
-            } else if !needed {
-                delete_packs.push(pack.id);
+            let mut needed = false;
+            for e in &pack.blobs {
+                if marks.contains(e.kind, &e.id)? && claims.get(e.kind, &e.id)?.is_none() {
+                    needed = true;
+                    break;
+                }
+            }
+            if !needed {
+                outcome.delete.push(pack.id);
                 stats.bytes_deleted += pack.size_bytes;
+            } else if repo.backend().stat(&pack.id.object_name()).is_ok() {
+                // (An interrupted prune may already have deleted it; then
+                // it cannot come back.)
+                claims.put(pack.id, &pack.blobs)?;
+                index.add(pack)?;
+                stats.packs_resurrected += 1;
             }
         }
-        done_markers.push(name.clone());
+        outcome.done_markers.push(name.clone());
+    }
+    Ok(outcome)
+}
+
+pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
+    let mut stats = PruneStats::default();
+    let marks = mark_used(repo)?;
+    stats.blobs_used = marks.len;
+    let (all_index, live_index) = repo.live_index_files()?;
+    let mut claims = BlobTable::new()?;
+    let (mut packs, duplicates) = measure(repo, &live_index, &marks, &mut claims)?;
+    stats.packs_total = packs.len() as u64;
+    stats.bytes_total = packs.values().map(|p| u64::from(p.size)).sum();
+    let retiring = choose(&mut packs, options.max_unused, &mut stats);
+    stats.bytes_marked_obsolete = packs
+        .values()
+        .filter(|p| p.retire)
+        .map(|p| u64::from(p.size))
+        .sum();
+    if options.dry_run {
+        return Ok(stats);
+    }
+    // Listed before this run writes its own markers.
+    let marker_names = repo.obsolete_names()?;
+    if duplicates > 0 && retiring > 0 {
+        prefer_kept_copies(repo, &live_index, &packs, &marks, &mut claims)?;
     }
 
-    // Write before delete: the new marker, then the index that supersedes.
-    let newly_obsolete: Vec<IndexedPack> = retired.iter().map(|p| (*p).clone()).collect();
-    stats.bytes_marked_obsolete = newly_obsolete.iter().map(|p| p.size_bytes).sum();
-    if options.instant {
-        delete_packs.extend(newly_obsolete.iter().map(|p| p.id));
-        stats.bytes_deleted += stats.bytes_marked_obsolete;
-    } else if !newly_obsolete.is_empty() {
-        repo.save_obsolete(&ObsoleteMarker {
-            marked: chrono::Local::now().fixed_offset(),
-            packs: newly_obsolete,
-        })?;
+    // Write: new packs, markers and index files; nothing is deleted yet.
+    let mut index = IndexWriter::new(repo);
+    if retiring > 0 {
+        rewrite_index(repo, &live_index, &packs, &claims, &mut index, options)?;
     }
-    let mut packs: Vec<IndexedPack> = keep.into_iter().cloned().collect();
-    packs.extend(new_packs);
-    let index = IndexFile {
-        supersedes: old_index_ids.clone(),
-        packs,
+    let outcome = settle_markers(
+        repo,
+        &marker_names,
+        &packs,
+        &marks,
+        &mut claims,
+        &mut index,
+        options,
+        &mut stats,
+    )?;
+    // With nothing retired the old files stay; only leftovers that another
+    // file already supersedes go.
+    let replaced: Vec<IndexId> = if retiring == 0 {
+        all_index
+            .iter()
+            .copied()
+            .filter(|id| !live_index.contains(id))
+            .collect()
+    } else {
+        all_index
     };
-    let new_index = repo.save_index_file(&index)?;
-    for id in old_index_ids.iter().filter(|id| **id != new_index) {
-        repo.backend().delete(&id.object_name())?;
+    let superseding: &[IndexId] = if retiring == 0 { &[] } else { &replaced };
+    let written = index.finish(superseding)?;
+
+    // Delete: old index files, then packs, then the settled markers.
+    IndexWriter::delete_superseded(repo, &replaced, &written)?;
+    let mut delete = outcome.delete;
+    if options.instant {
+        delete.extend(packs.iter().filter(|(_, p)| p.retire).map(|(id, _)| *id));
+        stats.bytes_deleted += stats.bytes_marked_obsolete;
     }
-    for pack in &delete_packs {
+    drop(packs);
+    for pack in &delete {
         match repo.backend().delete(&pack.object_name()) {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => stats.packs_deleted += 1,
         }
     }
-    for name in done_markers {
+    for name in outcome.done_markers {
         repo.backend().delete(&name)?;
     }
     repo.sync_index()?;
     Ok(stats)
+}
+
+/// Writes the live index again without the retired packs: kept packs as
+/// they are, the retired packs' claimed blobs in new packs, and (unless
+/// `--instant`) markers naming the retired packs.
+fn rewrite_index(
+    repo: &Repository,
+    live: &[IndexId],
+    packs: &Packs,
+    claims: &BlobTable,
+    index: &mut IndexWriter,
+    options: &PruneOptions,
+) -> Result<()> {
+    let mut repacker = Repacker::new(repo);
+    let mut markers = MarkerWriter {
+        repo,
+        marked: chrono::Local::now().fixed_offset(),
+        pending: Vec::new(),
+        pending_blobs: 0,
+    };
+    for_each_live_pack(repo, live, packs, 2, |pack| {
+        if !retired(packs, &pack.id) {
+            return index.add(pack);
+        }
+        repacker.copy(&pack, claims, index)?;
+        if !options.instant {
+            markers.add(pack)?;
+        }
+        Ok(())
+    })?;
+    repacker.finish(index)?;
+    markers.flush()
 }

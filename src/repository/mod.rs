@@ -7,6 +7,7 @@
 //! to their blobs.
 
 pub mod config;
+pub mod index_writer;
 pub mod marker;
 pub mod saver;
 
@@ -282,55 +283,61 @@ impl Repository {
             .map_err(|e| self.cache_error(e))?
             .into_iter()
             .collect();
-        let mut merged = if merged.is_subset(&listed_set) {
+        let merged = if merged.is_subset(&listed_set) {
             merged
         } else {
             self.cache.clear_index().map_err(|e| self.cache_error(e))?;
             HashSet::new()
         };
-        let (mut files, mut superseded) = self.load_index_files_except(&listed, &merged)?;
-        // A new file that supersedes one already merged (a prune killed
-        // before it deleted the old file) makes the cached entries stale:
-        // their packs may be gone, so start over from every file.
-        if !merged.is_disjoint(&superseded) {
-            self.cache.clear_index().map_err(|e| self.cache_error(e))?;
-            merged.clear();
-            (files, superseded) = self.load_index_files_except(&listed, &merged)?;
-        }
-        for (id, file) in &files {
-            if superseded.contains(id) {
-                continue;
+        // Files are merged one at a time as they load, so memory does not
+        // grow with the index.
+        let fresh: Vec<IndexId> = listed
+            .iter()
+            .copied()
+            .filter(|id| !merged.contains(id))
+            .collect();
+        let mut superseded = HashSet::new();
+        for id in &fresh {
+            if let Some(file) = self.load_index_file_lenient(id)? {
+                superseded.extend(file.supersedes.iter().copied());
+                self.merge_index_file(id, &file)?;
             }
-            let packs = crate::index::pack_entries(&file.packs);
-            self.cache
-                .merge(Some(id), &packs)
-                .map_err(|e| self.cache_error(e))?;
+        }
+        // A file that supersedes one already merged (a prune killed before
+        // it deleted the old file) makes cached entries stale: their packs
+        // may be gone. Start over, merging only the live files.
+        if superseded.iter().any(|id| listed_set.contains(id)) {
+            self.cache.clear_index().map_err(|e| self.cache_error(e))?;
+            let mut superseded = HashSet::new();
+            for id in &listed {
+                if let Some(file) = self.load_index_file_lenient(id)? {
+                    superseded.extend(file.supersedes);
+                }
+            }
+            for id in listed.iter().filter(|id| !superseded.contains(*id)) {
+                if let Some(file) = self.load_index_file_lenient(id)? {
+                    self.merge_index_file(id, &file)?;
+                }
+            }
         }
         self.sync_obsolete()
     }
 
-    /// Loads the listed index files not in `skip`, and the ids they
-    /// supersede.
-    #[allow(clippy::type_complexity)]
-    fn load_index_files_except(
-        &self,
-        listed: &[IndexId],
-        skip: &HashSet<IndexId>,
-    ) -> Result<(Vec<(IndexId, IndexFile)>, HashSet<IndexId>)> {
-        let mut files = Vec::new();
-        let mut superseded = HashSet::new();
-        for id in listed.iter().filter(|id| !skip.contains(id)) {
-            // A damaged index file is skipped here (verify reports it and
-            // `repair index` replaces it), so the rest stays usable.
-            let file = match self.load_index_file(id) {
-                Ok(file) => file,
-                Err(Error::Corrupt { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            superseded.extend(file.supersedes.iter().copied());
-            files.push((*id, file));
+    /// Loads an index file; `None` for a damaged one, which verify reports
+    /// and `repair index` replaces, so that the rest stays usable.
+    fn load_index_file_lenient(&self, id: &IndexId) -> Result<Option<IndexFile>> {
+        match self.load_index_file(id) {
+            Ok(file) => Ok(Some(file)),
+            Err(Error::Corrupt { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
-        Ok((files, superseded))
+    }
+
+    fn merge_index_file(&self, id: &IndexId, file: &IndexFile) -> Result<()> {
+        let packs = crate::index::pack_entries(&file.packs);
+        self.cache
+            .merge(Some(id), &packs)
+            .map_err(|e| self.cache_error(e))
     }
 
     fn sync_obsolete(&self) -> Result<()> {
@@ -352,7 +359,8 @@ impl Repository {
         self.cache
             .clear_obsolete()
             .map_err(|e| self.cache_error(e))?;
-        for (name, marker) in self.list_obsolete()? {
+        for name in listed {
+            let marker = self.load_obsolete(&name)?;
             let packs = crate::index::pack_entries(&marker.packs);
             self.cache
                 .merge_obsolete(&name, &packs)
@@ -424,13 +432,42 @@ impl Repository {
     /// Every obsolete marker, by object name.
     pub fn list_obsolete(&self) -> Result<Vec<(String, marker::ObsoleteMarker)>> {
         let mut out = Vec::new();
-        for object in self.backend.list("obsolete/")? {
-            let bytes = self.backend.read(&object.name)?;
-            let m = marker::ObsoleteMarker::open(&self.key, &bytes)
-                .map_err(|e| Error::corrupt(&object.name, e))?;
-            out.push((object.name, m));
+        for name in self.obsolete_names()? {
+            let m = self.load_obsolete(&name)?;
+            out.push((name, m));
         }
         Ok(out)
+    }
+
+    /// Names of the obsolete markers, for callers that load one at a time.
+    pub fn obsolete_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .backend
+            .list("obsolete/")?
+            .into_iter()
+            .map(|o| o.name)
+            .collect())
+    }
+
+    pub fn load_obsolete(&self, name: &str) -> Result<marker::ObsoleteMarker> {
+        let bytes = self.backend.read(name)?;
+        marker::ObsoleteMarker::open(&self.key, &bytes).map_err(|e| Error::corrupt(name, e))
+    }
+
+    /// Every index file, and those no other file supersedes (the live
+    /// index). Each file is loaded and dropped in turn.
+    pub fn live_index_files(&self) -> Result<(Vec<IndexId>, Vec<IndexId>)> {
+        let all = self.list_index_files()?;
+        let mut superseded = HashSet::new();
+        for id in &all {
+            superseded.extend(self.load_index_file(id)?.supersedes);
+        }
+        let live = all
+            .iter()
+            .copied()
+            .filter(|id| !superseded.contains(id))
+            .collect();
+        Ok((all, live))
     }
 
     pub fn save_obsolete(&self, m: &marker::ObsoleteMarker) -> Result<String> {

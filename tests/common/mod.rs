@@ -51,7 +51,10 @@ impl TestEnv {
             .env("CAIRN_REPOSITORY", &self.repo)
             .env("CAIRN_PASSWORD", PASSWORD)
             .env("CAIRN_CACHE_DIR", &self.cache)
-            .env("TZ", "UTC");
+            .env("TZ", "UTC")
+            // Prune and repair write many small index files, so tests
+            // cover the multi-file switch-over.
+            .env("CAIRN_INDEX_FILE_BLOBS", "64");
         cmd
     }
 

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The scale scenario of the benchmark (issue: throughput and memory):
+#
+#  1. 200,000 small files: initial snapshot, unchanged snapshot and restore,
+#     cairn against restic and borg in the same run.
+#  2. A repository whose index holds 10 million blobs (synthetic entries,
+#     benches/synthetic_index.rs): a snapshot adding one file, first with
+#     the local cache rebuilt from the index files, then warm; and prune.
+#     Peak RSS is what counts here (target: < 200 MiB).
+#
+#   benches/scale.sh [FILES] [BLOBS]     # defaults 200000 10000000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FILES="${1:-200000}"
+BLOBS="${2:-10000000}"
+WORK="${BENCH_DIR:-/var/tmp/cairn-scale}"
+# shellcheck source=benches/common.sh
+source benches/common.sh
+
+export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export RESTIC_REPOSITORY="$WORK/restic-repo" RESTIC_CACHE_DIR="$WORK/restic-cache"
+export BORG_REPO="$WORK/borg-repo" BORG_BASE_DIR="$WORK/borg-base"
+
+echo "== $FILES small files"
+SMALL="$WORK/small"
+python3 benches/corpus.py small-files "$SMALL" "$FILES"
+echo "corpus: $(du -sb "$SMALL" | cut -f1) bytes, $(find "$SMALL" -type f | wc -l) files"
+export CAIRN_REPOSITORY="$WORK/cairn-small" CAIRN_CACHE_DIR="$WORK/cairn-small-cache"
+"$CAIRN" init --quiet
+restic init -q
+borg init -e repokey-blake2 >/dev/null
+for phase in small-initial small-unchanged; do
+  measure cairn "$phase" "$CAIRN" snapshot --quiet "$SMALL"
+  measure restic "$phase" restic backup -q "$SMALL"
+  measure borg "$phase" borg create --compression zstd,3 "::$phase" "$SMALL"
+done
+for t in cairn restic borg; do mkdir -p "$WORK/restore-$t"; done
+measure cairn small-restore "$CAIRN" restore --quiet "latest:$SMALL" --target "$WORK/restore-cairn"
+measure restic small-restore restic restore latest --target "$WORK/restore-restic"
+measure borg small-restore bash -c "cd '$WORK/restore-borg' && borg extract ::small-unchanged"
+measure cp small-restore cp -a "$SMALL" "$WORK/restore-cp"
+rm -rf "$WORK"/restore-* "$WORK/restic-repo" "$WORK/borg-repo"
+
+echo "== an index of $BLOBS blobs"
+export CAIRN_REPOSITORY="$WORK/cairn-big" CAIRN_CACHE_DIR="$WORK/cairn-big-cache"
+"$CAIRN" init --quiet
+/usr/bin/time -f "synthetic index: %e s" "$SYNTHETIC_INDEX" "$CAIRN_REPOSITORY" "$BLOBS"
+echo "index files: $(du -sb "$CAIRN_REPOSITORY/index" | cut -f1) bytes"
+ONE="$WORK/one"; mkdir -p "$ONE"
+head -c 3000000 /dev/urandom > "$ONE/first"
+measure cairn big-snapshot-cold "$CAIRN" snapshot --quiet "$ONE"
+head -c 3000000 /dev/urandom > "$ONE/second"
+measure cairn big-snapshot-warm "$CAIRN" snapshot --quiet "$ONE"
+measure cairn big-prune-dry "$CAIRN" prune --dry-run
+measure cairn big-prune "$CAIRN" prune --instant
+
+python3 - "$RESULTS" <<'PY'
+import sys, collections
+rows = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    tool, phase, wall, cpu, rss = line.split("\t")
+    rows[phase][tool] = (float(wall), float(cpu), int(rss))
+print()
+print(f"{'phase':<18} {'cairn wall':>11} {'restic x':>9} {'borg x':>8} {'cp x':>6} {'cairn RSS MiB':>14} {'RSS vs restic':>14}")
+for phase, r in rows.items():
+    if "cairn" not in r:
+        continue
+    c = r["cairn"]
+    def ratio(tool):
+        return f"{r[tool][0] / c[0]:.2f}" if tool in r and c[0] else "-"
+    rss_ratio = f"{c[2]/r['restic'][2]:.2f}" if "restic" in r else "-"
+    print(f"{phase:<18} {c[0]:>10.2f}s {ratio('restic'):>9} {ratio('borg'):>8} {ratio('cp'):>6} {c[2]/1024:>14.0f} {rss_ratio:>14}")
+print("ratios are peer time / cairn time: above 1 means cairn is faster")
+PY
