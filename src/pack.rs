@@ -131,10 +131,18 @@ impl PackWriter {
     }
 
     /// Shuffles the blobs, lays them out and appends the sealed header.
-    pub fn finish(mut self, key: &MasterKey) -> FinishedPack {
+    pub fn finish(self, key: &MasterKey) -> FinishedPack {
+        self.finish_into(key, Vec::new())
+    }
+
+    /// Like `finish`, writing into `bytes` (cleared first): a writer that
+    /// recycles its buffers keeps a steady footprint instead of leaving the
+    /// allocator a pack-sized hole per pack.
+    pub fn finish_into(mut self, key: &MasterKey, mut bytes: Vec<u8>) -> FinishedPack {
         use rand::seq::SliceRandom;
         self.blobs.shuffle(&mut rand::thread_rng());
-        let mut bytes = Vec::with_capacity(self.size_bytes as usize + 64 * self.blobs.len() + 64);
+        bytes.clear();
+        bytes.reserve(self.size_bytes as usize + 64 * self.blobs.len() + 64);
         let mut entries = Vec::with_capacity(self.blobs.len());
         for (mut entry, sealed) in self.blobs {
             entry.offset = bytes.len() as u64;

@@ -29,6 +29,9 @@ use crate::tree::{ContentRef, Node, NodeKind, Tree};
 use crate::walker::filter::Decision;
 use crate::walker::{self, IdNames, Selection};
 
+mod readahead;
+use readahead::ReadAhead;
+
 pub struct SnapshotOptions {
     pub paths: Vec<PathBuf>,
     pub selection: Selection,
@@ -86,6 +89,7 @@ struct Archiver<'a> {
     summary: Summary,
     errors: Vec<EntryError>,
     root_device: u64,
+    readahead: ReadAhead,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -169,6 +173,7 @@ pub fn snapshot(
         summary: Summary::default(),
         errors: Vec::new(),
         root_device,
+        readahead: ReadAhead::new(),
     };
     let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
     let Archiver {
@@ -219,7 +224,7 @@ fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Opti
 
 /// Opens without updating the access time where the kernel allows it (only
 /// the file's owner or root may), so backups do not disturb atimes.
-fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .read(true)
@@ -369,8 +374,14 @@ impl Archiver<'_> {
                 return Ok((self.save_tree(Tree::default())?, 0));
             }
         };
+        // Files first, then subdirectories: the order the read-ahead plan
+        // follows. (Trees are sorted when stored, so order is free.)
+        let (files, dirs): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|(_, meta)| !meta.as_ref().is_ok_and(|m| m.is_dir()));
+        self.plan_reads(path, &files, parent);
         let mut tree = Tree::default();
-        for (name, meta) in entries {
+        for (name, meta) in files.into_iter().chain(dirs) {
             let child = path.join(&name);
             let meta = match meta {
                 Ok(meta) => meta,
@@ -388,6 +399,33 @@ impl Archiver<'_> {
         }
         let selected = tree.nodes.len();
         Ok((self.save_tree(tree)?, selected))
+    }
+
+    /// Tells the read-ahead which of a directory's entries will be read:
+    /// selected, non-empty regular files that changed since the parent.
+    fn plan_reads(
+        &self,
+        dir: &Path,
+        entries: &[(std::ffi::OsString, std::io::Result<Metadata>)],
+        parent: Option<&Tree>,
+    ) {
+        let plan = entries
+            .iter()
+            .filter_map(|(name, meta)| {
+                let meta = meta.as_ref().ok()?;
+                if !meta.is_file() || meta.len() == 0 || self.selection.excludes_by_size(meta) {
+                    return None;
+                }
+                let old = parent.and_then(|t| t.find(name.as_bytes()));
+                if old.is_some_and(|o| unchanged(o, meta)) {
+                    return None;
+                }
+                let path = dir.join(name);
+                (self.selection.decide(&path, false) == Decision::Include)
+                    .then_some((path, meta.len()))
+            })
+            .collect();
+        self.readahead.plan(plan);
     }
 
     fn count_deleted(&mut self, parent: &Tree, now: &Tree) {
@@ -420,7 +458,9 @@ impl Archiver<'_> {
             self.progress.file_done(path, meta.len(), false);
             return Ok(true);
         }
-        let content = match self.read_file(path) {
+        let read = self.read_file(path);
+        self.readahead.done(path);
+        let content = match read {
             Ok(Ok(content)) => content,
             Ok(Err(e)) => {
                 self.summary.source_bytes -= meta.len();

@@ -74,9 +74,14 @@ struct Shared {
     packers: [Mutex<PackWriter>; 2],
     upload_tx: Mutex<Option<SyncSender<FinishedPack>>>,
     unindexed: Mutex<Vec<IndexedPack>>,
+    /// Pack buffers back from upload, for the next packs to reuse.
+    spare_buffers: Mutex<Vec<Vec<u8>>>,
     error: Mutex<Option<Error>>,
     stats: Mutex<SaveStats>,
 }
+
+/// Spare pack buffers kept: one per pack that can be in flight.
+const SPARE_BUFFERS: usize = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A worker that panicked left the data consistent enough for counting;
@@ -126,7 +131,8 @@ impl Shared {
     }
 
     fn send_pack(&self, writer: PackWriter) {
-        let pack = writer.finish(&self.key);
+        let buffer = lock(&self.spare_buffers).pop().unwrap_or_default();
+        let pack = writer.finish_into(&self.key, buffer);
         let tx = lock(&self.upload_tx).clone();
         match tx {
             Some(tx) => {
@@ -156,6 +162,11 @@ impl Shared {
                 Vec::new()
             }
         };
+        let mut spares = lock(&self.spare_buffers);
+        if spares.len() < SPARE_BUFFERS {
+            spares.push(pack.bytes);
+        }
+        drop(spares);
         if !ready.is_empty() {
             self.write_index(ready)?;
         }
@@ -219,7 +230,10 @@ impl BlobSaver {
             n => n,
         };
         let upload_threads = options.upload_threads.max(1);
-        let (upload_tx, upload_rx) = sync_channel::<FinishedPack>(upload_threads);
+        // A rendezvous channel: a finished pack waits in its sealer's hands
+        // until an uploader is free, instead of in a queue (each pack is
+        // pack_target_bytes of RAM; uploads still overlap sealing).
+        let (upload_tx, upload_rx) = sync_channel::<FinishedPack>(0);
         let (seal_tx, seal_rx) = sync_channel::<SealJob>(seal_threads * 2);
         let shared = Arc::new(Shared {
             key: Arc::clone(repo.key()),
@@ -231,6 +245,7 @@ impl BlobSaver {
             packers: [Mutex::new(PackWriter::new()), Mutex::new(PackWriter::new())],
             upload_tx: Mutex::new(Some(upload_tx)),
             unindexed: Mutex::new(Vec::new()),
+            spare_buffers: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             stats: Mutex::new(SaveStats::default()),
         });
