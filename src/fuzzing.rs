@@ -14,6 +14,7 @@ use crate::id::BlobId;
 use crate::index::IndexFile;
 use crate::pack;
 use crate::repository::config::{Config, KeyFile};
+use crate::repository::marker::{ObsoleteMarker, RunMarker};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
@@ -58,6 +59,21 @@ pub fn snapshot(data: &[u8]) {
     let _ = Snapshot::decode(data);
 }
 
+/// Both prune markers (`obsolete/`, `runs/`): the same bytes as either
+/// role, sealed and plain; a run marker's staleness check as prune uses it.
+pub fn marker(data: &[u8]) {
+    let key = fuzz_key();
+    let _ = ObsoleteMarker::open(&key, data);
+    let _ = ObsoleteMarker::decode_plain(data);
+    let now = chrono::DateTime::UNIX_EPOCH.fixed_offset();
+    for run in [RunMarker::open(&key, data), RunMarker::decode_plain(data)]
+        .into_iter()
+        .flatten()
+    {
+        let _ = run.is_stale(now);
+    }
+}
+
 /// Every target by name, as the fuzz targets and the corpus replay use them.
 pub type Target = (&'static str, fn(&[u8]));
 
@@ -69,4 +85,5 @@ pub const TARGETS: &[Target] = &[
     ("index_file", index_file),
     ("tree", tree),
     ("snapshot", snapshot),
+    ("marker", marker),
 ];

@@ -165,6 +165,25 @@ fn generate_seed_corpus() {
     let mut plain = Vec::new();
     ciborium::into_writer(&index, &mut plain).unwrap();
     save("index_file", "plain", &plain);
+    let marked = chrono::DateTime::parse_from_rfc3339("2026-11-26T06:00:00+01:00").unwrap();
+    let obsolete = cairn::repository::marker::ObsoleteMarker {
+        marked,
+        packs: index.packs.clone(),
+    };
+    save("marker", "obsolete", &obsolete.seal(&key));
+    let mut plain = Vec::new();
+    ciborium::into_writer(&obsolete, &mut plain).unwrap();
+    save("marker", "obsolete_plain", &plain);
+    let run = cairn::repository::marker::RunMarker {
+        hostname: "host".into(),
+        pid: 4242,
+        started: marked,
+        heartbeat: marked,
+    };
+    save("marker", "run", &run.seal(&key));
+    let mut plain = Vec::new();
+    ciborium::into_writer(&run, &mut plain).unwrap();
+    save("marker", "run_plain", &plain);
     save("tree", "tree", &tree.encode());
     let snapshot = cairn::snapshot::Snapshot {
         time: chrono::DateTime::parse_from_rfc3339("2026-11-26T06:00:00+01:00").unwrap(),

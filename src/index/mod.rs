@@ -5,6 +5,7 @@
 //! supersedes (written by prune); readers ignore a superseded file even if it
 //! has not been deleted yet. `cache` keeps the merged view in RocksDB.
 
+#[cfg(feature = "engine")]
 pub mod cache;
 
 use serde::{Deserialize, Serialize};

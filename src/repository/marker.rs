@@ -60,7 +60,11 @@ fn open<T: for<'de> Deserialize<'de>>(
     aad: &[u8],
 ) -> Result<T, MarkerError> {
     let plain = key.open(bytes, aad).map_err(|_| MarkerError::Auth)?;
-    ciborium::from_reader(plain.as_slice()).map_err(|e| MarkerError::Decode(e.to_string()))
+    decode(&plain)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(plain: &[u8]) -> Result<T, MarkerError> {
+    ciborium::from_reader(plain).map_err(|e| MarkerError::Decode(e.to_string()))
 }
 
 impl ObsoleteMarker {
@@ -71,6 +75,11 @@ impl ObsoleteMarker {
     pub fn open(key: &MasterKey, bytes: &[u8]) -> Result<Self, MarkerError> {
         open(key, bytes, OBSOLETE_AAD)
     }
+
+    /// Decodes the marker's plaintext.
+    pub fn decode_plain(plain: &[u8]) -> Result<Self, MarkerError> {
+        decode(plain)
+    }
 }
 
 impl RunMarker {
@@ -80,6 +89,11 @@ impl RunMarker {
 
     pub fn open(key: &MasterKey, bytes: &[u8]) -> Result<Self, MarkerError> {
         open(key, bytes, RUN_AAD)
+    }
+
+    /// Decodes the marker's plaintext.
+    pub fn decode_plain(plain: &[u8]) -> Result<Self, MarkerError> {
+        decode(plain)
     }
 
     pub fn is_stale(&self, now: DateTime<FixedOffset>) -> bool {
