@@ -88,15 +88,19 @@ fn with_compressor<T>(
     })
 }
 
-/// Looks at a slice from the middle of the data: headers of media files are
-/// often compressible even when the body is not.
+/// Looks at slices from the start, the middle and the end of the data: a
+/// chunk of a disk image or an archive can be random in one place and
+/// zeros or text in another, and one compressible slice is reason enough
+/// to try the whole chunk.
 fn sample_compresses(data: &[u8]) -> bool {
-    let start = (data.len() / 2).saturating_sub(SAMPLE_BYTES / 2);
-    let sample = &data[start..start + SAMPLE_BYTES];
-    match with_compressor(1, |c| c.compress(sample)) {
-        Ok(out) => out.len() * 100 < sample.len() * 95,
-        Err(_) => false,
-    }
+    let last = data.len() - SAMPLE_BYTES;
+    [0, last / 2, last].into_iter().any(|start| {
+        let sample = &data[start..start + SAMPLE_BYTES];
+        match with_compressor(1, |c| c.compress(sample)) {
+            Ok(out) => out.len() * 100 < sample.len() * 95,
+            Err(_) => false,
+        }
+    })
 }
 
 /// Decompresses at most `plain_len` bytes; anything else is corruption.
@@ -143,6 +147,19 @@ mod tests {
             .fill(&mut data);
         assert!(compress(&data, Compression::Auto).is_none());
         assert!(compress(&data, Compression::Off).is_none());
+    }
+
+    #[test]
+    fn zeros_away_from_the_middle_are_still_found() {
+        // Like a disk-image chunk: random in the middle, empty at one end.
+        let mut data = vec![0u8; 400_000];
+        blake3::Hasher::new()
+            .update(b"seed")
+            .finalize_xof()
+            .fill(&mut data[..250_000]);
+        let packed = compress(&data, Compression::Auto).expect("compresses");
+        assert!(packed.len() < 260_000, "{}", packed.len());
+        assert_eq!(decompress(&packed, data.len()).unwrap(), data);
     }
 
     #[test]
