@@ -30,7 +30,7 @@ use crate::walker::filter::Decision;
 use crate::walker::{self, IdNames, Selection};
 
 mod readahead;
-use readahead::ReadAhead;
+use readahead::{Ahead, ReadAhead};
 
 pub struct SnapshotOptions {
     pub paths: Vec<PathBuf>,
@@ -367,6 +367,7 @@ impl Archiver<'_> {
     /// Archives a directory's selected entries; returns the tree id and how
     /// many entries were selected.
     fn dir(&mut self, path: &Path, parent: Option<&Tree>) -> Result<(BlobId, usize)> {
+        self.readahead.done(path);
         let entries = match walker::read_dir_sorted(path) {
             Ok(entries) => entries,
             Err(e) => {
@@ -379,7 +380,7 @@ impl Archiver<'_> {
         let (files, dirs): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .partition(|(_, meta)| !meta.as_ref().is_ok_and(|m| m.is_dir()));
-        self.plan_reads(path, &files, parent);
+        self.plan_reads(path, &files, &dirs, parent);
         let mut tree = Tree::default();
         for (name, meta) in files.into_iter().chain(dirs) {
             let child = path.join(&name);
@@ -406,26 +407,28 @@ impl Archiver<'_> {
     fn plan_reads(
         &self,
         dir: &Path,
-        entries: &[(std::ffi::OsString, std::io::Result<Metadata>)],
+        files: &[(std::ffi::OsString, std::io::Result<Metadata>)],
+        dirs: &[(std::ffi::OsString, std::io::Result<Metadata>)],
         parent: Option<&Tree>,
     ) {
-        let plan = entries
-            .iter()
-            .filter_map(|(name, meta)| {
-                let meta = meta.as_ref().ok()?;
-                if !meta.is_file() || meta.len() == 0 || self.selection.excludes_by_size(meta) {
-                    return None;
-                }
-                let old = parent.and_then(|t| t.find(name.as_bytes()));
-                if old.is_some_and(|o| unchanged(o, meta)) {
-                    return None;
-                }
-                let path = dir.join(name);
-                (self.selection.decide(&path, false) == Decision::Include)
-                    .then_some((path, meta.len()))
-            })
-            .collect();
-        self.readahead.plan(plan);
+        let files = files.iter().filter_map(|(name, meta)| {
+            let meta = meta.as_ref().ok()?;
+            if !meta.is_file() || meta.len() == 0 || self.selection.excludes_by_size(meta) {
+                return None;
+            }
+            let old = parent.and_then(|t| t.find(name.as_bytes()));
+            if old.is_some_and(|o| unchanged(o, meta)) {
+                return None;
+            }
+            let path = dir.join(name);
+            (self.selection.decide(&path, false) == Decision::Include)
+                .then_some(Ahead::File(path, meta.len()))
+        });
+        let subdirs = dirs.iter().filter_map(|(name, _)| {
+            let path = dir.join(name);
+            (self.selection.decide(&path, true) != Decision::Exclude).then_some(Ahead::Dir(path))
+        });
+        self.readahead.plan(files.chain(subdirs).collect());
     }
 
     fn count_deleted(&mut self, parent: &Tree, now: &Tree) {

@@ -1,12 +1,17 @@
 //! Read-ahead for the archiver. With a cold page cache, reading many small
-//! files one after another waits for the disk once per file. A helper
-//! thread asks the kernel to start reading the files the archiver will read
+//! files one after another waits for the disk once per file. Helper
+//! threads ask the kernel to start reading the files the archiver will read
 //! next (`posix_fadvise(WILLNEED)`, which only queues the I/O), keeping a
 //! bounded window ahead of the archiver, so those waits overlap.
 //!
+//! The same threads list the subdirectories the archiver will enter next and
+//! `lstat`s their entries, so their inodes are cached when the archiver
+//! gets there: an unchanged snapshot is mostly that metadata.
+//!
 //! The archiver plans the files of a directory in the order it will read
-//! them and reports each one when it is done with it. Hints are only hints:
-//! a file that changes or vanishes meanwhile costs nothing but a wasted read.
+//! them, then its subdirectories, and reports each file when it is done
+//! with it. Hints are only hints: an entry that changes or vanishes
+//! meanwhile costs nothing but a wasted read.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -18,11 +23,40 @@ const WINDOW_BYTES: u64 = 48 << 20;
 /// Most of a file hinted at once; the kernel's own read-ahead follows a
 /// sequential reader through the rest.
 const FILE_BYTES: u64 = 8 << 20;
+/// Hint threads: they mostly wait for the disk, and a disk (or virtual
+/// disk) serves several requests at once.
+const THREADS: usize = 4;
+/// What a directory listing counts against the window.
+const DIR_BYTES: u64 = 256 << 10;
+
+/// Something the archiver will read soon.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ahead {
+    /// A file and its size.
+    File(PathBuf, u64),
+    /// A directory whose entries will be examined.
+    Dir(PathBuf),
+}
+
+impl Ahead {
+    fn path(&self) -> &Path {
+        match self {
+            Ahead::File(path, _) | Ahead::Dir(path) => path,
+        }
+    }
+
+    fn counted_bytes(&self) -> u64 {
+        match self {
+            Ahead::File(_, bytes) => (*bytes).min(FILE_BYTES),
+            Ahead::Dir(_) => DIR_BYTES,
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
     /// Planned, not yet hinted.
-    queue: VecDeque<(PathBuf, u64)>,
+    queue: VecDeque<Ahead>,
     /// Hinted, not yet reported done, with the bytes counted for each.
     window: VecDeque<(PathBuf, u64)>,
     window_bytes: u64,
@@ -33,11 +67,11 @@ type Shared = Arc<(Mutex<State>, Condvar)>;
 
 pub struct ReadAhead {
     shared: Shared,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    // A panic in the hint thread cannot leave the state half-updated in a
+    // A panic in a hint thread cannot leave the state half-updated in a
     // way that matters: everything in it is advisory.
     shared.0.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -45,20 +79,24 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 impl ReadAhead {
     pub fn new() -> ReadAhead {
         let shared: Shared = Arc::default();
-        let worker = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("cairn-readahead".into())
-            .spawn(move || hint_loop(&worker))
-            .ok();
-        ReadAhead { shared, thread }
+        let threads = (0..THREADS)
+            .filter_map(|_| {
+                let worker = shared.clone();
+                std::thread::Builder::new()
+                    .name("cairn-readahead".into())
+                    .spawn(move || hint_loop(&worker))
+                    .ok()
+            })
+            .collect();
+        ReadAhead { shared, threads }
     }
 
-    /// Files the archiver will read next, in the order it will read them.
-    pub fn plan(&self, files: Vec<(PathBuf, u64)>) {
-        if files.is_empty() || self.thread.is_none() {
+    /// What the archiver will read next, in the order it will read it.
+    pub fn plan(&self, items: Vec<Ahead>) {
+        if items.is_empty() || self.threads.is_empty() {
             return;
         }
-        lock(&self.shared).queue.extend(files);
+        lock(&self.shared).queue.extend(items);
         self.shared.1.notify_all();
     }
 
@@ -70,7 +108,7 @@ impl ReadAhead {
             for (_, bytes) in state.window.drain(..=at).collect::<Vec<_>>() {
                 state.window_bytes -= bytes;
             }
-        } else if let Some(at) = state.queue.iter().position(|(p, _)| p == path) {
+        } else if let Some(at) = state.queue.iter().position(|a| a.path() == path) {
             // The hints fell behind: skip what the archiver already read.
             let hinted: u64 = state.window.iter().map(|(_, b)| b).sum();
             state.window.clear();
@@ -92,7 +130,7 @@ impl Drop for ReadAhead {
     fn drop(&mut self) {
         lock(&self.shared).stop = true;
         self.shared.1.notify_all();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -100,7 +138,7 @@ impl Drop for ReadAhead {
 
 fn hint_loop(shared: &Shared) {
     loop {
-        let (path, bytes) = {
+        let next = {
             let mut state = lock(shared);
             loop {
                 if state.stop {
@@ -114,15 +152,19 @@ fn hint_loop(shared: &Shared) {
                 state = shared.1.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let counted = bytes.min(FILE_BYTES);
-        hint(&path, counted);
+        let counted = next.counted_bytes();
+        match &next {
+            Ahead::File(path, _) => hint_file(path, counted),
+            Ahead::Dir(path) => hint_dir(path),
+        }
         let mut state = lock(shared);
         state.window_bytes += counted;
+        let (Ahead::File(path, _) | Ahead::Dir(path)) = next;
         state.window.push_back((path, counted));
     }
 }
 
-fn hint(path: &Path, bytes: u64) {
+fn hint_file(path: &Path, bytes: u64) {
     use std::os::fd::AsRawFd;
     if let Ok(file) = super::open_noatime(path) {
         let len = libc::off_t::try_from(bytes).unwrap_or(libc::off_t::MAX);
@@ -131,5 +173,58 @@ fn hint(path: &Path, bytes: u64) {
         unsafe {
             libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_WILLNEED);
         }
+    }
+}
+
+/// Lists a directory and `lstat`s its entries, which pulls their inodes
+/// into the kernel's cache; the results themselves are dropped.
+fn hint_dir(path: &Path) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            let _ = std::fs::symlink_metadata(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_run_ahead_within_the_window_and_done_releases_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = Vec::new();
+        for i in 0..50 {
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, vec![1u8; 4096]).unwrap();
+            // Counted as 8 MiB each: the window holds six of them.
+            plan.push(Ahead::File(path, 1 << 30));
+        }
+        plan.push(Ahead::Dir(dir.path().to_path_buf()));
+        let ahead = ReadAhead::new();
+        ahead.plan(plan);
+        let settled = |ahead: &ReadAhead| {
+            for _ in 0..500 {
+                let state = lock(&ahead.shared);
+                if state.window_bytes >= WINDOW_BYTES || state.queue.is_empty() {
+                    return (state.window.len(), state.queue.len());
+                }
+                drop(state);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            panic!("the hint threads did not fill the window");
+        };
+        let (hinted, waiting) = settled(&ahead);
+        assert!(hinted <= 6 + THREADS, "{hinted} hinted");
+        assert!(waiting > 30, "{waiting} still planned");
+        // Done with the 20th file: it and all before it leave the window,
+        // so the threads move on.
+        ahead.done(&dir.path().join("f19"));
+        let (_, waiting_after) = settled(&ahead);
+        assert!(waiting_after < waiting, "{waiting_after} vs {waiting}");
+        // Done with the last one: nothing is left to hint.
+        ahead.done(dir.path());
+        assert!(lock(&ahead.shared).queue.is_empty());
+        drop(ahead);
     }
 }
