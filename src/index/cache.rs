@@ -101,15 +101,21 @@ fn decode_location(v: &[u8]) -> Option<BlobLocation> {
     })
 }
 
-fn options() -> Options {
+/// Memory for the shared cache: a block cache and a write buffer.
+const SHARED_MEMORY: (usize, usize) = (32 << 20, 16 << 20);
+/// Private tables (prune's mark and claim tables, the fallback when another
+/// process holds the cache) are short-lived and often two at once.
+const PRIVATE_MEMORY: (usize, usize) = (8 << 20, 8 << 20);
+
+fn options((block_cache, write_buffer): (usize, usize)) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
-    table.set_block_cache(&Cache::new_lru_cache(32 * 1024 * 1024));
+    table.set_block_cache(&Cache::new_lru_cache(block_cache));
     table.set_cache_index_and_filter_blocks(true);
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.set_block_based_table_factory(&table);
-    opts.set_write_buffer_size(16 * 1024 * 1024);
+    opts.set_write_buffer_size(write_buffer);
     opts.set_max_open_files(256);
     opts.set_keep_log_file_num(2);
     opts
@@ -124,7 +130,7 @@ impl IndexCache {
                 message: format!("{}: {e}", parent.display()),
             })?;
         }
-        match DB::open(&options(), path) {
+        match DB::open(&options(SHARED_MEMORY), path) {
             Ok(db) => Ok(IndexCache {
                 db,
                 path: path.to_path_buf(),
@@ -144,7 +150,7 @@ impl IndexCache {
                 message: format!("temporary cache: {e}"),
             })?;
         let path = dir.path().join("index");
-        let db = DB::open(&options(), &path)?;
+        let db = DB::open(&options(PRIVATE_MEMORY), &path)?;
         Ok(IndexCache {
             db,
             path,

@@ -32,7 +32,7 @@ use crate::id::{BlobId, IndexId, PackId};
 use crate::index::cache::IndexCache;
 use crate::index::IndexedPack;
 use crate::pack::{PackEntry, PackWriter};
-use crate::repository::index_writer::{blobs_per_index_file, IndexWriter};
+use crate::repository::index_writer::{IndexWriter, PackBatch};
 use crate::repository::marker::ObsoleteMarker;
 use crate::repository::Repository;
 use crate::tree::NodeKind;
@@ -381,27 +381,28 @@ impl<'r> Repacker<'r> {
 struct MarkerWriter<'r> {
     repo: &'r Repository,
     marked: DateTime<FixedOffset>,
-    pending: Vec<IndexedPack>,
-    pending_blobs: usize,
+    batch: PackBatch,
 }
 
 impl MarkerWriter<'_> {
     fn add(&mut self, pack: IndexedPack) -> Result<()> {
-        self.pending_blobs += pack.blobs.len();
-        self.pending.push(pack);
-        if self.pending_blobs >= blobs_per_index_file() {
-            self.flush()?;
+        match self.batch.push(pack) {
+            Some(full) => self.write(full),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        if !self.pending.is_empty() {
+        let rest = self.batch.take();
+        self.write(rest)
+    }
+
+    fn write(&self, packs: Vec<IndexedPack>) -> Result<()> {
+        if !packs.is_empty() {
             self.repo.save_obsolete(&ObsoleteMarker {
                 marked: self.marked,
-                packs: std::mem::take(&mut self.pending),
+                packs,
             })?;
-            self.pending_blobs = 0;
         }
         Ok(())
     }
@@ -578,8 +579,7 @@ fn rewrite_index(
     let mut markers = MarkerWriter {
         repo,
         marked: chrono::Local::now().fixed_offset(),
-        pending: Vec::new(),
-        pending_blobs: 0,
+        batch: PackBatch::default(),
     };
     for_each_live_pack(repo, live, packs, 2, |pack| {
         if !retired(packs, &pack.id) {

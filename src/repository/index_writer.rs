@@ -29,10 +29,32 @@ pub fn blobs_per_index_file() -> usize {
     })
 }
 
+/// Packs gathered until they hold `blobs_per_index_file()` entries: the
+/// unit of one index file or one obsolete marker.
+#[derive(Default)]
+pub struct PackBatch {
+    packs: Vec<IndexedPack>,
+    blobs: usize,
+}
+
+impl PackBatch {
+    /// Adds a pack; returns the batch once it is full.
+    pub fn push(&mut self, pack: IndexedPack) -> Option<Vec<IndexedPack>> {
+        self.blobs += pack.blobs.len();
+        self.packs.push(pack);
+        (self.blobs >= blobs_per_index_file()).then(|| self.take())
+    }
+
+    /// Whatever is gathered (possibly nothing).
+    pub fn take(&mut self) -> Vec<IndexedPack> {
+        self.blobs = 0;
+        std::mem::take(&mut self.packs)
+    }
+}
+
 pub struct IndexWriter<'r> {
     repo: &'r Repository,
-    pending: Vec<IndexedPack>,
-    pending_blobs: usize,
+    batch: PackBatch,
     written: Vec<IndexId>,
 }
 
@@ -40,30 +62,26 @@ impl<'r> IndexWriter<'r> {
     pub fn new(repo: &'r Repository) -> IndexWriter<'r> {
         IndexWriter {
             repo,
-            pending: Vec::new(),
-            pending_blobs: 0,
+            batch: PackBatch::default(),
             written: Vec::new(),
         }
     }
 
     pub fn add(&mut self, pack: IndexedPack) -> Result<()> {
-        self.pending_blobs += pack.blobs.len();
-        self.pending.push(pack);
-        if self.pending_blobs >= blobs_per_index_file() {
-            self.flush()?;
+        match self.batch.push(pack) {
+            Some(full) => self.write(full),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+    fn write(&mut self, packs: Vec<IndexedPack>) -> Result<()> {
+        if packs.is_empty() {
             return Ok(());
         }
         let file = IndexFile {
             supersedes: Vec::new(),
-            packs: std::mem::take(&mut self.pending),
+            packs,
         };
-        self.pending_blobs = 0;
         self.written.push(self.repo.save_index_file(&file)?);
         Ok(())
     }
@@ -71,7 +89,8 @@ impl<'r> IndexWriter<'r> {
     /// Writes what is pending, then a file that supersedes `old` (when it
     /// is not empty), and returns the ids of every file written.
     pub fn finish(mut self, old: &[IndexId]) -> Result<Vec<IndexId>> {
-        self.flush()?;
+        let rest = self.batch.take();
+        self.write(rest)?;
         if !old.is_empty() {
             let file = IndexFile {
                 supersedes: old.to_vec(),
