@@ -424,9 +424,15 @@ impl Archiver<'_> {
             (self.selection.decide(&path, false) == Decision::Include)
                 .then_some(Ahead::File(path, meta.len()))
         });
-        let subdirs = dirs.iter().filter_map(|(name, _)| {
+        let subdirs = dirs.iter().filter_map(|(name, meta)| {
+            // Never list what the archiver will not enter: above all not
+            // another (perhaps network) file system under --one-file-system.
+            let other_fs = meta
+                .as_ref()
+                .is_ok_and(|m| self.selection.one_file_system && m.dev() != self.root_device);
             let path = dir.join(name);
-            (self.selection.decide(&path, true) != Decision::Exclude).then_some(Ahead::Dir(path))
+            (!other_fs && self.selection.decide(&path, true) != Decision::Exclude)
+                .then_some(Ahead::Dir(path))
         });
         self.readahead.plan(files.chain(subdirs).collect());
     }
