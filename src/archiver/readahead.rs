@@ -181,7 +181,7 @@ fn hint_file(path: &Path, bytes: u64) {
 fn hint_dir(path: &Path) {
     if let Ok(entries) = std::fs::read_dir(path) {
         for entry in entries.flatten() {
-            let _ = std::fs::symlink_metadata(entry.path());
+            let _ = entry.metadata();
         }
     }
 }

@@ -80,7 +80,10 @@ pub fn read_dir_sorted(
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let meta = dir.join(&name).symlink_metadata();
+        // `DirEntry::metadata` is an `lstat` relative to the open
+        // directory (fstatat/statx with its descriptor): the kernel does not
+        // walk the whole path again for every entry.
+        let meta = entry.metadata();
         entries.push((name, meta));
     }
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
