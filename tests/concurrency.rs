@@ -33,18 +33,12 @@ fn two_snapshots_at_once_both_succeed() {
     assert_success(&rb, &["snapshot b"]);
     let list: serde_json::Value = serde_json::from_str(&env.ok(&["snapshots", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let out = env.run(&["verify", "--read-data"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    env.assert_verifies("after both snapshots");
     for snap in list.as_array().unwrap() {
         let path = snap["paths"][0].as_str().unwrap();
         let target = env.path(&format!("restored-{}", &snap["id"].as_str().unwrap()[..8]));
         let spec = format!("{}:{path}", &snap["id"].as_str().unwrap()[..8]);
-        env.ok(&["restore", &spec, "--target", target.to_str().unwrap()]);
+        env.restore(&spec, &target);
         assert_same_tree(std::path::Path::new(path), &target);
     }
 }

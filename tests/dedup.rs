@@ -79,12 +79,7 @@ fn insertion_near_start_reuses_most_chunks() {
     assert!(new_blobs <= 6, "insertion stored {new_blobs} new blobs");
 
     let target = env.path("t");
-    env.ok(&[
-        "restore",
-        &format!("latest:{s}/file"),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    env.restore(&format!("latest:{s}/file"), &target);
     assert_eq!(std::fs::read(target.join("file")).unwrap(), edited);
 }
 

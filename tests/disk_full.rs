@@ -54,21 +54,10 @@ fn filling_the_disk_fails_cleanly() {
         .filter(|p| p.contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let verify = env.run(&["verify", "--read-data"]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    env.assert_verifies("after the disk filled up");
     std::fs::remove_file(src.join("second")).unwrap();
     let target = env.path("t");
-    env.ok(&[
-        "restore",
-        &format!("{}:{}", &first[..8], src.display()),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    env.restore(&format!("{}:{}", &first[..8], src.display()), &target);
     assert_same_tree(&src, &target);
 }
 

@@ -57,12 +57,7 @@ fn keep_daily_and_last_per_group() {
     // Kept snapshots still restore their own contents.
     let target = env.path("t");
     let (_, id) = ids_by_time(&env)[1].clone();
-    env.ok(&[
-        "restore",
-        &format!("{}:{s}", &id[..8]),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    env.restore(&format!("{}:{s}", &id[..8]), &target);
     assert_eq!(std::fs::read(target.join("f")).unwrap(), b"version 2");
 }
 

@@ -32,12 +32,7 @@ fn instant_prune_frees_forgotten_data_and_keeps_the_rest() {
     // Two of three 2 MiB versions are gone.
     assert!(after + (3 << 20) < before, "before {before}, after {after}");
     let target = env.path("t");
-    env.ok(&[
-        "restore",
-        &format!("{}:{s}", &ids[2][..8]),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    env.restore(&format!("{}:{s}", &ids[2][..8]), &target);
     assert_same_tree(std::path::Path::new(&s), &target);
     // The new index came as several bounded files (CAIRN_INDEX_FILE_BLOBS)
     // plus the one that superseded the old files.
@@ -88,12 +83,7 @@ fn grace_period_defers_deletion() {
     );
     for id in &ids[1..] {
         let target = env.path(&format!("t-{}", &id[..8]));
-        env.ok(&[
-            "restore",
-            &format!("{}:{s}", &id[..8]),
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        env.restore(&format!("{}:{s}", &id[..8]), &target);
     }
 }
 
@@ -138,31 +128,14 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
-        let out = env.run(&["verify", "--read-data"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "after kill {point}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        env.assert_verifies(&format!("after kill {point}"));
     }
     env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
     env.ok(&["prune", "--max-unused", "0", "--grace-hours", "0"]);
     let target = env.path("t");
-    env.ok(&[
-        "restore",
-        &format!("{}:{s}", &ids[2][..8]),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    env.restore(&format!("{}:{s}", &ids[2][..8]), &target);
     assert_same_tree(std::path::Path::new(&s), &target);
-    let out = env.run(&["verify", "--read-data"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    env.assert_verifies("after the final prunes");
 }
 
 /// Snapshots and prunes (grace period 0, so only the run markers protect
@@ -199,25 +172,14 @@ fn concurrent_snapshots_and_prunes_never_lose_a_reported_snapshot() {
             let v: serde_json::Value = serde_json::from_slice(&snap.stdout).unwrap();
             saved.push((v["snapshot_id"].as_str().unwrap().to_string(), changing));
         }
-        let out = env.run(&["verify", "--read-data"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "round {round}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        env.assert_verifies(&format!("round {round}"));
     }
     assert!(saved.len() >= 5, "snapshots succeeded: {}", saved.len());
     let present: String = env.ok(&["snapshots", "--json"]);
     for (id, changing) in saved.iter().rev().take(2) {
         assert!(present.contains(id.as_str()));
         let target = env.path(&format!("t-{}", &id[..8]));
-        env.ok(&[
-            "restore",
-            &format!("{}:{s}", &id[..8]),
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        env.restore(&format!("{}:{s}", &id[..8]), &target);
         assert_eq!(std::fs::read(target.join("changing")).unwrap(), *changing);
     }
 }
@@ -259,12 +221,7 @@ fn second_copies_from_concurrent_writers_are_reclaimed() {
     for snap in snaps {
         let id = snap["id"].as_str().unwrap();
         let target = env.path(&format!("t-{}", &id[..8]));
-        env.ok(&[
-            "restore",
-            &format!("{}:{s}", &id[..8]),
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        env.restore(&format!("{}:{s}", &id[..8]), &target);
         assert_same_tree(&src, &target);
     }
 }

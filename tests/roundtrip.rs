@@ -128,7 +128,7 @@ fn every_kind_of_entry_roundtrips() {
 
     let target = env.path("restored");
     let spec = format!("{}:{}", &id[..8], src_str);
-    env.ok(&["restore", &spec, "--target", target.to_str().unwrap()]);
+    env.restore(&spec, &target);
 
     // Sockets are recorded but not recreated; compare everything else.
     std::fs::remove_file(src.join("socket")).unwrap();

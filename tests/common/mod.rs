@@ -69,6 +69,27 @@ impl TestEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `cairn restore SPEC --target TARGET`, required to succeed.
+    pub fn restore(&self, spec: &str, target: &Path) {
+        self.ok(&[
+            "restore",
+            spec,
+            "--target",
+            target.to_str().expect("UTF-8 target"),
+        ]);
+    }
+
+    /// `cairn verify --read-data` must exit 0; `context` says when.
+    pub fn assert_verifies(&self, context: &str) {
+        let out = self.run(&["verify", "--read-data"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{context}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// `cairn init` with cheap Argon2 parameters.
     pub fn init(&self) {
         self.init_with(&[]);
