@@ -100,6 +100,17 @@ fn assert_consistent(root: &std::path::Path, tmp: &std::path::Path) {
     }
 }
 
+/// A repository in `dir` holding one snapshot, taken without faults, of
+/// the test source; returns the repository root and the source.
+fn repository_with_one_snapshot(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = dir.join("repo");
+    Repository::init(clean(&root), PW, &cheap(), &CacheOptions::default()).unwrap();
+    let src = source(dir);
+    let repo = Repository::open(clean(&root), PW, &CacheOptions::default()).unwrap();
+    archiver::snapshot(&repo, &options(&src), &NoProgress).unwrap();
+    (root, src)
+}
+
 #[test]
 fn transient_faults_at_a_rate_are_retried() {
     let tmp = tempfile::tempdir().unwrap();
@@ -155,13 +166,7 @@ fn a_failing_write_at_each_call_never_leaves_a_broken_snapshot() {
 #[test]
 fn disk_full_is_a_clear_error_and_the_repository_stays_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
-    Repository::init(clean(&root), PW, &cheap(), &CacheOptions::default()).unwrap();
-    let src = source(tmp.path());
-    {
-        let repo = Repository::open(clean(&root), PW, &CacheOptions::default()).unwrap();
-        archiver::snapshot(&repo, &options(&src), &NoProgress).unwrap();
-    }
+    let (root, src) = repository_with_one_snapshot(tmp.path());
     std::fs::write(src.join("new"), vec![7u8; 2_000_000]).unwrap();
     let faults = vec![Fault {
         op: Op::Write,
@@ -179,13 +184,7 @@ fn disk_full_is_a_clear_error_and_the_repository_stays_intact() {
 #[test]
 fn corrupted_and_short_reads_are_errors_not_panics() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
-    Repository::init(clean(&root), PW, &cheap(), &CacheOptions::default()).unwrap();
-    let src = source(tmp.path());
-    {
-        let repo = Repository::open(clean(&root), PW, &CacheOptions::default()).unwrap();
-        archiver::snapshot(&repo, &options(&src), &NoProgress).unwrap();
-    }
+    let (root, _) = repository_with_one_snapshot(tmp.path());
     for kind in [FaultKind::Corrupt, FaultKind::Short] {
         for seed in 0..5 {
             let faults = vec![Fault {
