@@ -215,17 +215,8 @@ fn megafuse_config_file_is_accepted() {
         .cmd()
         .env("CAIRN_REPOSITORY", "mega:/Backups/h")
         .env("CAIRN_MEGA_API_URL", server.api_url())
-        .args([
-            "--mega-config",
-            config.to_str().unwrap(),
-            "init",
-            "--kdf-memory-kib",
-            "64",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-        ])
+        .args(["--mega-config", config.to_str().unwrap(), "init"])
+        .args(CHEAP_KDF)
         .output()
         .unwrap();
     assert_success(&out, &["init with --mega-config"]);
