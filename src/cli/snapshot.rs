@@ -137,6 +137,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((value * mult as f64) as u64)
 }
 
+/// A rule kind's constructor, from a pattern or a filelist's text.
+type MakeRule = fn(String) -> FilterRule;
+
 /// The filter rules in the order they were given on the command line, which
 /// is what decides under duplicity's first-match semantics.
 fn ordered_rules(
@@ -150,55 +153,45 @@ fn ordered_rules(
             .map(|i| i.collect())
             .unwrap_or_default()
     };
-    for (i, p) in indices("include").into_iter().zip(&args.include) {
-        indexed.push((i, FilterRule::Include(p.clone()), format!("--include={p}")));
+    let patterns: [(&str, &[String], MakeRule); 4] = [
+        ("include", &args.include, FilterRule::Include),
+        ("exclude", &args.exclude, FilterRule::Exclude),
+        (
+            "include_regexp",
+            &args.include_regexp,
+            FilterRule::IncludeRegexp,
+        ),
+        (
+            "exclude_regexp",
+            &args.exclude_regexp,
+            FilterRule::ExcludeRegexp,
+        ),
+    ];
+    for (id, values, rule) in patterns {
+        let flag = id.replace('_', "-");
+        for (i, p) in indices(id).into_iter().zip(values) {
+            indexed.push((i, rule(p.clone()), format!("--{flag}={p}")));
+        }
     }
-    for (i, p) in indices("exclude").into_iter().zip(&args.exclude) {
-        indexed.push((i, FilterRule::Exclude(p.clone()), format!("--exclude={p}")));
-    }
-    for (i, p) in indices("include_regexp")
-        .into_iter()
-        .zip(&args.include_regexp)
-    {
-        indexed.push((
-            i,
-            FilterRule::IncludeRegexp(p.clone()),
-            format!("--include-regexp={p}"),
-        ));
-    }
-    for (i, p) in indices("exclude_regexp")
-        .into_iter()
-        .zip(&args.exclude_regexp)
-    {
-        indexed.push((
-            i,
-            FilterRule::ExcludeRegexp(p.clone()),
-            format!("--exclude-regexp={p}"),
-        ));
-    }
-    for (i, f) in indices("include_filelist")
-        .into_iter()
-        .zip(&args.include_filelist)
-    {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading include filelist {}", f.display()))?;
-        indexed.push((
-            i,
-            FilterRule::IncludeFilelist(text),
-            format!("--include-filelist={}", f.display()),
-        ));
-    }
-    for (i, f) in indices("exclude_filelist")
-        .into_iter()
-        .zip(&args.exclude_filelist)
-    {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading exclude filelist {}", f.display()))?;
-        indexed.push((
-            i,
-            FilterRule::ExcludeFilelist(text),
-            format!("--exclude-filelist={}", f.display()),
-        ));
+    let filelists: [(&str, &[PathBuf], MakeRule); 2] = [
+        (
+            "include_filelist",
+            &args.include_filelist,
+            FilterRule::IncludeFilelist,
+        ),
+        (
+            "exclude_filelist",
+            &args.exclude_filelist,
+            FilterRule::ExcludeFilelist,
+        ),
+    ];
+    for (id, files, rule) in filelists {
+        let flag = id.replace('_', "-");
+        for (i, f) in indices(id).into_iter().zip(files) {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading {} {}", id.replace('_', " "), f.display()))?;
+            indexed.push((i, rule(text), format!("--{flag}={}", f.display())));
+        }
     }
     indexed.sort_by_key(|(i, _, _)| *i);
     Ok(indexed
