@@ -62,28 +62,4 @@ measure cairn prune "$CAIRN" forget --keep-last 1 --prune --instant
 measure restic prune restic forget --keep-last 1 --prune
 measure borg prune bash -c "borg prune --keep-last 1 && borg compact"
 
-python3 - "$RESULTS" <<'PY'
-import sys, collections
-rows = collections.defaultdict(dict)
-for line in open(sys.argv[1]):
-    tool, phase, wall, cpu, rss = line.split("\t")
-    rows[phase][tool] = (float(wall), float(cpu), int(rss))
-print()
-print(f"{'phase':<10} {'cairn wall':>11} {'restic x':>9} {'borg x':>8} {'cairn RSS MiB':>14} {'RSS vs restic':>14}")
-for phase in ["initial", "unchanged", "mutated", "restore", "verify", "prune", "reposize"]:
-    r = rows.get(phase, {})
-    if "cairn" not in r:
-        continue
-    c = r["cairn"]
-    def ratio(tool, i=0):
-        return f"{r[tool][i] / c[i]:.2f}" if tool in r and c[i] else "-"
-    if phase == "reposize":
-        print(f"{phase:<10} {c[0]/2**20:>9.1f}Mi {c[0]/r['restic'][0]:>9.2f} {c[0]/r['borg'][0]:>8.2f}   (size ratio cairn/peer)")
-        continue
-    rss = f"{c[2]/1024:.0f}"
-    rss_ratio = f"{c[2]/r['restic'][2]:.2f}" if "restic" in r else "-"
-    print(f"{phase:<10} {c[0]:>10.2f}s {ratio('restic'):>9} {ratio('borg'):>8} {rss:>14} {rss_ratio:>14}")
-if "physical" in rows and "tar" in rows["physical"]:
-    print(f"tar|zstd -3 -T2 of the corpus: {rows['physical']['tar'][0]:.2f}s; cp -a restore: {rows.get('restore', {}).get('cp', (0,))[0]:.2f}s")
-print("ratios are peer time / cairn time: above 1 means cairn is faster")
-PY
+python3 benches/table.py "$RESULTS"

@@ -54,21 +54,4 @@ measure cairn big-snapshot-warm "$CAIRN" snapshot --quiet "$ONE"
 measure cairn big-prune-dry "$CAIRN" prune --dry-run
 measure cairn big-prune "$CAIRN" prune --instant
 
-python3 - "$RESULTS" <<'PY'
-import sys, collections
-rows = collections.defaultdict(dict)
-for line in open(sys.argv[1]):
-    tool, phase, wall, cpu, rss = line.split("\t")
-    rows[phase][tool] = (float(wall), float(cpu), int(rss))
-print()
-print(f"{'phase':<18} {'cairn wall':>11} {'restic x':>9} {'borg x':>8} {'cp x':>6} {'cairn RSS MiB':>14} {'RSS vs restic':>14}")
-for phase, r in rows.items():
-    if "cairn" not in r:
-        continue
-    c = r["cairn"]
-    def ratio(tool):
-        return f"{r[tool][0] / c[0]:.2f}" if tool in r and c[0] else "-"
-    rss_ratio = f"{c[2]/r['restic'][2]:.2f}" if "restic" in r else "-"
-    print(f"{phase:<18} {c[0]:>10.2f}s {ratio('restic'):>9} {ratio('borg'):>8} {ratio('cp'):>6} {c[2]/1024:>14.0f} {rss_ratio:>14}")
-print("ratios are peer time / cairn time: above 1 means cairn is faster")
-PY
+python3 benches/table.py "$RESULTS"
