@@ -308,13 +308,8 @@ impl Repository {
         // may be gone. Start over, merging only the live files.
         if superseded.iter().any(|id| listed_set.contains(id)) {
             self.cache.clear_index().map_err(|e| self.cache_error(e))?;
-            let mut superseded = HashSet::new();
-            for id in &listed {
-                if let Some(file) = self.load_index_file_lenient(id)? {
-                    superseded.extend(file.supersedes);
-                }
-            }
-            for id in listed.iter().filter(|id| !superseded.contains(*id)) {
+            let (_, live) = self.live_index_files()?;
+            for id in &live {
                 if let Some(file) = self.load_index_file_lenient(id)? {
                     self.merge_index_file(id, &file)?;
                 }
@@ -455,12 +450,16 @@ impl Repository {
     }
 
     /// Every index file, and those no other file supersedes (the live
-    /// index). Each file is loaded and dropped in turn.
+    /// index). Each file is loaded and dropped in turn; a damaged one
+    /// supersedes nothing and stays in the live list, for its reader to
+    /// report.
     pub fn live_index_files(&self) -> Result<(Vec<IndexId>, Vec<IndexId>)> {
         let all = self.list_index_files()?;
         let mut superseded = HashSet::new();
         for id in &all {
-            superseded.extend(self.load_index_file(id)?.supersedes);
+            if let Some(file) = self.load_index_file_lenient(id)? {
+                superseded.extend(file.supersedes);
+            }
         }
         let live = all
             .iter()
