@@ -165,14 +165,14 @@ fn for_each_live_pack(
     live: &[IndexId],
     packs: &Packs,
     pass: u8,
-    mut f: impl FnMut(IndexedPack) -> Result<()>,
+    mut f: impl FnMut(&PackUsage, IndexedPack) -> Result<()>,
 ) -> Result<()> {
     for id in live {
         for pack in repo.load_index_file(id)?.packs {
             match packs.get(&pack.id) {
                 Some(state) if state.pass.get() != pass => {
                     state.pass.set(pass);
-                    f(pack)?;
+                    f(state, pack)?;
                 }
                 _ => {}
             }
@@ -288,8 +288,8 @@ fn prefer_kept_copies(
     marks: &BlobTable,
     claims: &mut BlobTable,
 ) -> Result<()> {
-    for_each_live_pack(repo, live, packs, 1, |pack| {
-        if retired(packs, &pack.id) {
+    for_each_live_pack(repo, live, packs, 1, |state, pack| {
+        if state.retire {
             return Ok(());
         }
         let mut moved = Vec::new();
@@ -581,8 +581,8 @@ fn rewrite_index(
         marked: chrono::Local::now().fixed_offset(),
         batch: PackBatch::default(),
     };
-    for_each_live_pack(repo, live, packs, 2, |pack| {
-        if !retired(packs, &pack.id) {
+    for_each_live_pack(repo, live, packs, 2, |state, pack| {
+        if !state.retire {
             return index.add(pack);
         }
         repacker.copy(&pack, claims, index)?;
