@@ -111,23 +111,6 @@ fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option
     Ok(found)
 }
 
-fn absolute(path: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
-    // Normalise `..` and `.` lexically; symlinks in the source path itself
-    // are kept as given, as the user named them.
-    let mut out = PathBuf::new();
-    for part in abs.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Ok(out)
-}
-
 /// Runs a snapshot of `options.paths` into `repo`.
 pub fn snapshot(
     repo: &Repository,
@@ -143,7 +126,7 @@ pub fn snapshot(
     let start_time = chrono::Local::now().fixed_offset();
     let mut sources = Vec::new();
     for path in &options.paths {
-        let abs = absolute(path)?;
+        let abs = walker::absolute_source(path).map_err(|e| Error::io(path, e))?;
         abs.symlink_metadata().map_err(|e| Error::io(&abs, e))?;
         sources.push(abs);
     }

@@ -7,7 +7,7 @@ use cairn::archiver::{self, SnapshotOptions};
 use cairn::compress::Compression;
 use cairn::repository::saver::SaverOptions;
 use cairn::walker::filter::{Filter, FilterRule};
-use cairn::walker::Selection;
+use cairn::walker::{self, Selection};
 
 use crate::cli::{env, exit, output, progress_bar::TerminalProgress, GlobalArgs};
 
@@ -90,26 +90,6 @@ fn checked_filter(rules: &[FilterRule], paths: &[PathBuf]) -> anyhow::Result<Fil
 }
 
 /// Bytes of regular files below `path` (for the ETA; filters are ignored).
-fn tree_bytes(path: &std::path::Path) -> u64 {
-    let Ok(meta) = path.symlink_metadata() else {
-        return 0;
-    };
-    if meta.is_file() {
-        return meta.len();
-    }
-    if !meta.is_dir() {
-        return 0;
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| tree_bytes(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Parses `123`, `10k`, `500M`, `2G`, `1T` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -254,9 +234,13 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
     let outcome = std::thread::scope(|scope| {
         if progress.is_visible() {
             // Size the job in the background, for an ETA; it only reads metadata.
-            let paths = args.paths.clone();
-            let progress = &progress;
-            scope.spawn(move || progress.set_total(paths.iter().map(|p| tree_bytes(p)).sum()));
+            let (progress, options) = (&progress, &options);
+            scope.spawn(move || {
+                progress.set_total(walker::selected_file_bytes(
+                    &options.paths,
+                    &options.selection,
+                ))
+            });
         }
         archiver::snapshot(&repo, &options, &progress)
     });

@@ -70,6 +70,77 @@ impl Selection {
     }
 }
 
+/// A source path as a snapshot records it: absolute, with `.` and `..`
+/// resolved lexically. Symlinks in it are kept as the user named them.
+pub fn absolute_source(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let abs = std::path::absolute(path)?;
+    let mut out = std::path::PathBuf::new();
+    for part in abs.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// The bytes of the regular files a snapshot of `sources` would select: a
+/// metadata-only walk applying the same selection as the archiver, so the
+/// ETA of a backup of `/` with `--exclude /proc` does not count (or walk)
+/// `/proc`. Unreadable entries count as nothing.
+pub fn selected_file_bytes(sources: &[std::path::PathBuf], selection: &Selection) -> u64 {
+    let root_device = sources
+        .first()
+        .and_then(|p| p.symlink_metadata().ok())
+        .map_or(0, |m| m.dev());
+    sources
+        .iter()
+        .filter_map(|p| absolute_source(p).ok())
+        .filter_map(|p| Some((p.symlink_metadata().ok()?, p)))
+        .map(|(meta, p)| match meta.is_dir() {
+            true => selected_bytes_below(&p, selection, root_device),
+            false => selected_len(&meta, selection),
+        })
+        .sum()
+}
+
+fn selected_len(meta: &Metadata, selection: &Selection) -> u64 {
+    match meta.is_file() && !selection.excludes_by_size(meta) {
+        true => meta.len(),
+        false => 0,
+    }
+}
+
+fn selected_bytes_below(dir: &Path, selection: &Selection, root_device: u64) -> u64 {
+    let Ok(entries) = read_dir_sorted(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for (name, meta) in entries {
+        let Ok(meta) = meta else { continue };
+        let path = dir.join(name);
+        let is_dir = meta.is_dir();
+        let decision = selection.decide(&path, is_dir);
+        if decision == Decision::Exclude {
+            continue;
+        }
+        if !is_dir {
+            if decision == Decision::Include {
+                total += selected_len(&meta, selection);
+            }
+            continue;
+        }
+        let other_fs = selection.one_file_system && meta.dev() != root_device;
+        if !other_fs && !selection.excludes_dir_by_contents(&path) {
+            total += selected_bytes_below(&path, selection, root_device);
+        }
+    }
+    total
+}
+
 /// Entries of a directory sorted by name bytes, with their `lstat` metadata.
 /// An entry that vanishes between listing and `lstat` is returned as an error
 /// for that entry, so the caller can report it and go on.
@@ -200,4 +271,38 @@ pub fn node_from_metadata(
     }
     node.xattrs = read_xattrs(path);
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filter::FilterRule;
+
+    #[test]
+    fn selected_file_bytes_follows_the_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("keep/deep")).unwrap();
+        std::fs::create_dir_all(root.join("skip/wanted")).unwrap();
+        std::fs::write(root.join("keep/a"), [0u8; 100]).unwrap();
+        std::fs::write(root.join("keep/deep/b"), [0u8; 20]).unwrap();
+        std::fs::write(root.join("keep/huge"), [0u8; 5000]).unwrap();
+        std::fs::write(root.join("skip/c"), [0u8; 300]).unwrap();
+        std::fs::write(root.join("skip/wanted/d"), [0u8; 7]).unwrap();
+        let rules = [
+            FilterRule::Include(format!("{}/skip/wanted", root.display())),
+            FilterRule::Exclude(format!("{}/skip", root.display())),
+        ];
+        let selection = Selection {
+            filter: Some(Filter::new(&rules).unwrap()),
+            exclude_larger_than: Some(1000),
+            ..Selection::default()
+        };
+        let total = selected_file_bytes(&[root.to_path_buf()], &selection);
+        assert_eq!(total, 100 + 20 + 7);
+        assert_eq!(
+            selected_file_bytes(&[root.to_path_buf()], &Selection::default()),
+            100 + 20 + 5000 + 300 + 7
+        );
+    }
 }
