@@ -83,7 +83,7 @@ fn main() {
                 BlobKind::Data,
                 key.blob_id(&part[..64]),
                 part.len() as u32,
-                part.to_vec(),
+                part,
             );
         }
         std::hint::black_box(w.finish(&key));

@@ -86,18 +86,36 @@ pub fn seal(
     plaintext: &[u8],
     compression: Compression,
 ) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(plaintext.len() + 1);
-    match compress::compress(plaintext, compression) {
-        Some(packed) => {
-            inner.push(FLAG_ZSTD);
-            inner.extend_from_slice(&packed);
-        }
-        None => {
-            inner.push(FLAG_RAW);
-            inner.extend_from_slice(plaintext);
-        }
-    }
-    key.seal(&inner, &associated_data(kind, id))
+    let mut buffers = SealBuffers::default();
+    seal_into(key, kind, id, plaintext, compression, &mut buffers);
+    buffers.sealed
+}
+
+/// Buffers that one thread reuses from blob to blob, so sealing allocates
+/// nothing once they have grown to the largest blob.
+#[derive(Default)]
+pub struct SealBuffers {
+    compressed: Vec<u8>,
+    sealed: Vec<u8>,
+}
+
+/// Like `seal`; the sealed bytes live in `buffers` until the next call.
+pub fn seal_into<'a>(
+    key: &MasterKey,
+    kind: BlobKind,
+    id: &BlobId,
+    plaintext: &[u8],
+    compression: Compression,
+    buffers: &'a mut SealBuffers,
+) -> &'a [u8] {
+    let (flag, payload) =
+        match compress::compress_into(plaintext, compression, &mut buffers.compressed) {
+            true => (FLAG_ZSTD, &buffers.compressed[..]),
+            false => (FLAG_RAW, plaintext),
+        };
+    let aad = associated_data(kind, id);
+    key.seal_into(&[flag], payload, &aad, &mut buffers.sealed);
+    &buffers.sealed
 }
 
 /// Opens a stored blob, decompresses it and checks it against its id.

@@ -1,10 +1,15 @@
 //! Content-defined chunking: FastCDC (2020) with a gear table seeded from the
 //! repository key, so chunk boundaries depend on a secret and reveal less
 //! about contents. No I/O beyond the reader it is handed.
+//!
+//! `StreamChunker` reads into one window that it keeps from file to file and
+//! lends out each chunk in place: no allocation per chunk, and the window is
+//! compacted only when a read needs room at its end (FastCDC's own stream
+//! chunker moves the whole remainder of its buffer after every chunk).
 
 use std::io::Read;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{cut_gear, get_gear_with_seed, logarithm2, Normalization, MASKS};
 use serde::{Deserialize, Serialize};
 
 /// Chunk size bounds, fixed at `init` and stored in the encrypted config.
@@ -42,24 +47,146 @@ impl ChunkerParams {
     }
 }
 
-/// Splits a reader into chunks. Yields owned buffers of at most `max_bytes`.
+/// FastCDC 2020 cut points for one parameter set and gear seed.
+struct Cutter {
+    min: usize,
+    avg: usize,
+    max: usize,
+    mask_s: u64,
+    mask_l: u64,
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+}
+
+impl Cutter {
+    fn new(params: ChunkerParams, seed: u64) -> Cutter {
+        let bits = logarithm2(params.avg_bytes);
+        let normalization = Normalization::Level1.bits();
+        let (gear, gear_ls) = get_gear_with_seed(seed);
+        Cutter {
+            min: params.min_bytes as usize,
+            avg: params.avg_bytes as usize,
+            max: params.max_bytes as usize,
+            mask_s: MASKS[(bits + normalization) as usize],
+            mask_l: MASKS[(bits - normalization) as usize],
+            gear,
+            gear_ls,
+        }
+    }
+
+    /// Length of the first chunk of `data`.
+    fn cut(&self, data: &[u8]) -> usize {
+        let (_, len) = cut_gear(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear,
+            &self.gear_ls,
+        );
+        len
+    }
+}
+
+/// Splits streams into chunks, one stream after another, reusing its window.
+pub struct StreamChunker {
+    cutter: Cutter,
+    window: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl StreamChunker {
+    /// `params` must have passed `validate`.
+    pub fn new(params: ChunkerParams, seed: u64) -> StreamChunker {
+        StreamChunker {
+            cutter: Cutter::new(params, seed),
+            window: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: true,
+        }
+    }
+
+    /// Bytes looked at before trying a cut. A cut found strictly inside
+    /// them is the cut the whole stream would give (FastCDC only looks
+    /// ahead up to its cut, once at least `avg` bytes are there); a chunk
+    /// longer than this needs a second look with `max` bytes.
+    fn first_look(&self) -> usize {
+        self.cutter.max.min(4 * self.cutter.avg)
+    }
+
+    /// Starts a new stream, dropping what is left of the last one.
+    pub fn reset(&mut self) {
+        if self.window.is_empty() {
+            // Allocated on first use: callers that only chunk tiny inputs
+            // never pay for it.
+            self.window = vec![0; self.cutter.max + self.first_look()];
+        }
+        self.start = 0;
+        self.end = 0;
+        self.eof = false;
+    }
+
+    /// The next chunk of `reader`'s stream (after `reset`), or `None` at
+    /// its end. The slice is valid until the next call.
+    pub fn next_chunk(&mut self, reader: &mut impl Read) -> std::io::Result<Option<&[u8]>> {
+        let mut want = self.first_look();
+        loop {
+            self.fill(reader, want)?;
+            let available = &self.window[self.start..self.end];
+            if available.is_empty() {
+                return Ok(None);
+            }
+            let len = self.cutter.cut(available);
+            let certain = self.eof || available.len() >= self.cutter.max || len < available.len();
+            if certain {
+                let chunk = self.start..self.start + len;
+                self.start += len;
+                return Ok(Some(&self.window[chunk]));
+            }
+            want = self.cutter.max;
+        }
+    }
+
+    /// Reads until `want` bytes are available or the stream ends, moving
+    /// the unread rest to the front only when the window's end is reached.
+    fn fill(&mut self, reader: &mut impl Read, want: usize) -> std::io::Result<()> {
+        while !self.eof && self.end - self.start < want {
+            if self.end == self.window.len() {
+                self.window.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match reader.read(&mut self.window[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a reader into owned chunks (for tests and tools; the archiver
+/// borrows chunks from a `StreamChunker` instead).
 pub struct Chunker<R: Read> {
-    inner: StreamCDC<R>,
+    inner: StreamChunker,
+    reader: R,
 }
 
 impl<R: Read> Chunker<R> {
     /// `params` must have passed `validate`.
     pub fn new(reader: R, params: ChunkerParams, seed: u64) -> Self {
-        Chunker {
-            inner: StreamCDC::with_level_and_seed(
-                reader,
-                params.min_bytes,
-                params.avg_bytes,
-                params.max_bytes,
-                Normalization::Level1,
-                seed,
-            ),
-        }
+        let mut inner = StreamChunker::new(params, seed);
+        inner.reset();
+        Chunker { inner, reader }
     }
 }
 
@@ -67,11 +194,10 @@ impl<R: Read> Iterator for Chunker<R> {
     type Item = std::io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.inner.next()? {
-            Ok(chunk) => Some(Ok(chunk.data)),
-            Err(fastcdc::v2020::Error::IoError(e)) => Some(Err(e)),
-            Err(other) => Some(Err(std::io::Error::other(other.to_string()))),
-        }
+        self.inner
+            .next_chunk(&mut self.reader)
+            .map(|chunk| chunk.map(<[u8]>::to_vec))
+            .transpose()
     }
 }
 
@@ -131,6 +257,49 @@ mod tests {
                 .collect()
         };
         assert_ne!(lens(1), lens(2));
+    }
+
+    /// Our window and FastCDC's own stream chunker cut at the same places
+    /// (chunk boundaries are part of the format: dedup across versions),
+    /// also when the reader returns short reads.
+    #[test]
+    fn same_cuts_as_fastcdc_stream_chunker() {
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.1 = (self.1 * 7 + 3) % 5000 + 1;
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut data = pseudo_random(3 << 20, 4);
+        data[1 << 20..(1 << 20) + 300_000].fill(0);
+        for params in [
+            small(),
+            ChunkerParams {
+                min_bytes: 64,
+                avg_bytes: 256,
+                max_bytes: 1024,
+            },
+        ] {
+            let theirs: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::with_level_and_seed(
+                &data[..],
+                params.min_bytes,
+                params.avg_bytes,
+                params.max_bytes,
+                Normalization::Level1,
+                99,
+            )
+            .map(|c| c.unwrap().data)
+            .collect();
+            let ours: Vec<Vec<u8>> = Chunker::new(Trickle(&data, 0), params, 99)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(ours.len(), theirs.len());
+            assert!(ours == theirs);
+        }
     }
 
     #[test]

@@ -49,18 +49,29 @@ const AUTO_LEVEL: i32 = 3;
 
 /// Compresses `data` if that is worth it; `None` means store it raw.
 pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into(data, mode, &mut out).then_some(out)
+}
+
+/// Like `compress`, into `out` (a buffer reused from blob to blob). `false`
+/// (and `out` unspecified) when the data is better stored raw.
+pub fn compress_into(data: &[u8], mode: Compression, out: &mut Vec<u8>) -> bool {
     let level = match mode {
-        Compression::Off => return None,
+        Compression::Off => return false,
         Compression::Auto => {
             if data.len() > 4 * SAMPLE_BYTES && !sample_compresses(data) {
-                return None;
+                return false;
             }
             AUTO_LEVEL
         }
         Compression::Level(n) => n,
     };
-    let out = with_compressor(level, |c| c.compress(data)).ok()?;
-    (out.len() < data.len()).then_some(out)
+    // Room for one byte less than the input: output that does not fit is
+    // output not worth keeping, and zstd stops with an error instead.
+    out.clear();
+    out.reserve_exact(data.len().saturating_sub(1));
+    let written = with_compressor(level, |c| c.compress_to_buffer(data, out));
+    written.is_ok_and(|n| n < data.len())
 }
 
 thread_local! {

@@ -11,7 +11,7 @@
 //! nonce, so no coordination is needed. Every seal binds associated data
 //! that says what the object is, so bytes cannot be moved between roles.
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -85,6 +85,28 @@ impl MasterKey {
 
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
         open_with(&self.aead, sealed, aad)
+    }
+
+    /// Seals `head ‖ body` into `out` (cleared first), encrypting in place:
+    /// the same bytes as `seal(&[head, body].concat(), aad)` would give with
+    /// the same nonce, without allocating when `out` is reused.
+    pub fn seal_into(&self, head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
+        let cipher = Aes256GcmSiv::new((&self.aead).into());
+        let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
+        out.clear();
+        out.reserve_exact(head.len() + body.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        let tag = cipher.encrypt_in_place_detached(
+            Nonce::from_slice(&nonce_bytes),
+            aad,
+            &mut out[NONCE_BYTES..],
+        );
+        match tag {
+            Ok(tag) => out.extend_from_slice(&tag),
+            Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
+        }
     }
 }
 

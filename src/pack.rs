@@ -3,15 +3,15 @@
 //! Layout: `blob ‖ blob ‖ … ‖ sealed header ‖ header length (u32 LE)`.
 //! The header lists each blob's kind, id, offset, stored length and plain
 //! length, as CBOR, sealed with associated data `cairn pack header`. Blob
-//! boundaries are therefore visible only with the key, and `PackWriter`
-//! shuffles blob order on `finish` so that the order in a pack does not
-//! follow the order of a file. No I/O: the writer returns bytes.
+//! boundaries are therefore visible only with the key. No I/O: `PackLayout`
+//! keeps the books, and whoever holds the bytes (memory, a staging file)
+//! appends them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
-use crate::id::{content_hash, BlobId, PackId};
+use crate::id::{BlobId, PackId};
 
 const HEADER_AAD: &[u8] = b"cairn pack header";
 /// Bytes of the trailing header-length field.
@@ -86,11 +86,60 @@ pub fn decode_entries(bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
     ciborium::from_reader(bytes).map_err(|e| e.to_string())
 }
 
-/// Collects sealed blobs for one pack.
+/// The bookkeeping of a pack being written, wherever its bytes go: each
+/// blob's entry, and the running content hash that becomes the pack id.
+/// The caller appends exactly the bytes it hands to `add`, then the trailer.
+#[derive(Default)]
+pub struct PackLayout {
+    entries: Vec<PackEntry>,
+    size_bytes: u64,
+    hasher: blake3::Hasher,
+}
+
+impl PackLayout {
+    /// Records the next sealed blob, appended at the current end.
+    pub fn add(&mut self, kind: BlobKind, id: BlobId, plain_length: u32, sealed: &[u8]) {
+        self.entries.push(PackEntry {
+            kind,
+            id,
+            offset: self.size_bytes,
+            length: sealed.len() as u32,
+            plain_length,
+        });
+        self.hasher.update(sealed);
+        self.size_bytes += sealed.len() as u64;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes of blob data so far (without the header).
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// The bytes that close the pack (sealed header and its length), and
+    /// what the finished pack is: its id and entries.
+    pub fn finish(mut self, key: &MasterKey) -> (Vec<u8>, PackId, Vec<PackEntry>) {
+        let mut trailer = key.seal(&encode_entries(&self.entries), HEADER_AAD);
+        trailer.extend_from_slice(&((trailer.len()) as u32).to_le_bytes());
+        self.hasher.update(&trailer);
+        let id = PackId(*self.hasher.finalize().as_bytes());
+        (trailer, id, self.entries)
+    }
+}
+
+/// Collects sealed blobs for one pack in memory. Blobs are laid out in the
+/// order they are added; the order carries no meaning (see format-spec).
 #[derive(Default)]
 pub struct PackWriter {
-    blobs: Vec<(PackEntry, Vec<u8>)>,
-    size_bytes: u64,
+    layout: PackLayout,
+    bytes: Vec<u8>,
 }
 
 /// A finished pack, ready to store under `id.object_name()`.
@@ -105,58 +154,30 @@ impl PackWriter {
         Self::default()
     }
 
-    pub fn add(&mut self, kind: BlobKind, id: BlobId, plain_length: u32, sealed: Vec<u8>) {
-        let entry = PackEntry {
-            kind,
-            id,
-            offset: 0,
-            length: sealed.len() as u32,
-            plain_length,
-        };
-        self.size_bytes += sealed.len() as u64;
-        self.blobs.push((entry, sealed));
+    pub fn add(&mut self, kind: BlobKind, id: BlobId, plain_length: u32, sealed: &[u8]) {
+        self.layout.add(kind, id, plain_length, sealed);
+        self.bytes.extend_from_slice(sealed);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.layout.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.blobs.len()
+        self.layout.len()
     }
 
     /// Bytes of blob data so far (without the header).
     pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
+        self.layout.size_bytes()
     }
 
-    /// Shuffles the blobs, lays them out and appends the sealed header.
+    /// Appends the sealed header.
     pub fn finish(self, key: &MasterKey) -> FinishedPack {
-        self.finish_into(key, Vec::new())
-    }
-
-    /// Like `finish`, writing into `bytes` (cleared first): a writer that
-    /// recycles its buffers keeps a steady footprint instead of leaving the
-    /// allocator a pack-sized hole per pack.
-    pub fn finish_into(mut self, key: &MasterKey, mut bytes: Vec<u8>) -> FinishedPack {
-        use rand::seq::SliceRandom;
-        self.blobs.shuffle(&mut rand::thread_rng());
-        bytes.clear();
-        bytes.reserve(self.size_bytes as usize + 64 * self.blobs.len() + 64);
-        let mut entries = Vec::with_capacity(self.blobs.len());
-        for (mut entry, sealed) in self.blobs {
-            entry.offset = bytes.len() as u64;
-            bytes.extend_from_slice(&sealed);
-            entries.push(entry);
-        }
-        let header = key.seal(&encode_entries(&entries), HEADER_AAD);
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        FinishedPack {
-            id: PackId(content_hash(&bytes)),
-            bytes,
-            entries,
-        }
+        let mut bytes = self.bytes;
+        let (trailer, id, entries) = self.layout.finish(key);
+        bytes.extend_from_slice(&trailer);
+        FinishedPack { id, bytes, entries }
     }
 }
 
@@ -219,6 +240,7 @@ mod tests {
     use super::*;
     use crate::blob;
     use crate::compress::Compression;
+    use crate::id::content_hash;
 
     fn sample_pack(key: &MasterKey) -> (FinishedPack, Vec<Vec<u8>>) {
         let mut writer = PackWriter::new();
@@ -226,7 +248,7 @@ mod tests {
         for d in &datas {
             let id = key.blob_id(d);
             let sealed = blob::seal(key, BlobKind::Data, &id, d, Compression::Off);
-            writer.add(BlobKind::Data, id, d.len() as u32, sealed);
+            writer.add(BlobKind::Data, id, d.len() as u32, &sealed);
         }
         (writer.finish(key), datas)
     }

@@ -173,7 +173,7 @@ fn regenerate_vectors() {
         let id = key.blob_id(&plain);
         let sealed = blob::seal(&key, BlobKind::Data, &id, &plain, compression);
         blobs.push(json!({"id": id.to_hex(), "plain": hex::encode(&plain), "sealed": hex::encode(&sealed)}));
-        writer.add(BlobKind::Data, id, plain.len() as u32, sealed);
+        writer.add(BlobKind::Data, id, plain.len() as u32, &sealed);
     }
     let pack = writer.finish(&key);
     let index = cairn::index::IndexFile {

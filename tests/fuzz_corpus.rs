@@ -133,7 +133,7 @@ fn generate_seed_corpus() {
             BlobKind::Data,
             id,
             data.len() as u32,
-            blob::seal(&key, BlobKind::Data, &id, &data, Compression::Auto),
+            &blob::seal(&key, BlobKind::Data, &id, &data, Compression::Auto),
         );
         let mut node =
             cairn::tree::Node::new(format!("file{i}").as_bytes(), cairn::tree::NodeKind::File);

@@ -18,7 +18,7 @@ use std::time::Instant;
 use chrono::{DateTime, FixedOffset};
 
 use crate::blob::BlobKind;
-use crate::chunker::Chunker;
+use crate::chunker::StreamChunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
@@ -90,6 +90,7 @@ struct Archiver<'a> {
     errors: Vec<EntryError>,
     root_device: u64,
     readahead: ReadAhead,
+    chunker: StreamChunker,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -157,6 +158,7 @@ pub fn snapshot(
         errors: Vec::new(),
         root_device,
         readahead: ReadAhead::new(),
+        chunker: StreamChunker::new(repo.config().chunker, repo.key().chunker_seed()),
     };
     let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
     let Archiver {
@@ -486,9 +488,9 @@ impl Archiver<'_> {
         };
         let config = self.repo.config();
         // Most files are smaller than one chunk: read them whole and skip
-        // the chunker (and its buffer of the maximum chunk size).
+        // the chunker.
         let min = u64::from(config.chunker.min_bytes);
-        let mut head = Vec::new();
+        let mut head = self.saver.buffer();
         if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
             return Ok(Err(e));
         }
@@ -501,22 +503,24 @@ impl Archiver<'_> {
             let (id, _) = self.saver.save(BlobKind::Data, head)?;
             return Ok(Ok(vec![ContentRef(id, len)]));
         }
-        let chunker = Chunker::new(
-            std::io::Cursor::new(head).chain(file),
-            config.chunker,
-            self.repo.key().chunker_seed(),
-        );
+        let mut stream = std::io::Cursor::new(head).chain(file);
+        self.chunker.reset();
         let mut content = Vec::new();
-        for chunk in chunker {
-            let data = match chunk {
-                Ok(data) => data,
+        loop {
+            let chunk = match self.chunker.next_chunk(&mut stream) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
                 Err(e) => return Ok(Err(e)),
             };
-            let len = data.len() as u32;
+            let len = chunk.len() as u32;
+            let mut data = self.saver.buffer();
+            data.extend_from_slice(chunk);
             self.progress.bytes_read(u64::from(len));
             let (id, _) = self.saver.save(BlobKind::Data, data)?;
             content.push(ContentRef(id, len));
         }
+        let (head, _) = stream.into_inner();
+        self.saver.recycle(head.into_inner());
         Ok(Ok(content))
     }
 }

@@ -20,6 +20,7 @@ pub fn run_all(backend: &dyn Backend) {
     overwrite_replaces(backend);
     missing_objects_are_not_found(backend);
     delete_removes(backend);
+    store_file_moves_a_staged_file(backend);
 }
 
 fn empty_location_lists_nothing(b: &dyn Backend) {
@@ -46,6 +47,32 @@ fn write_read_roundtrip(b: &dyn Backend) {
         assert_eq!(b.read(name).expect("read"), bytes, "{name} reads back");
         assert_eq!(b.stat(name).expect("stat"), len as u64, "{name} stat");
     }
+}
+
+fn store_file_moves_a_staged_file(b: &dyn Backend) {
+    let fallback = tempfile::tempdir().expect("temp dir");
+    let dir = b
+        .staging_dir()
+        .unwrap_or_else(|| fallback.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("staging dir");
+    let staged = dir.join(".tmp-conformance-staged");
+    let bytes = pattern(2 * 1024 * 1024 + 5, 11);
+    std::fs::write(&staged, &bytes).expect("stage");
+    b.store_file("data/cd/cd0002", &staged).expect("store_file");
+    assert_eq!(
+        b.read("data/cd/cd0002").expect("read"),
+        bytes,
+        "stored file reads back"
+    );
+    assert!(!staged.exists(), "store_file takes the staged file away");
+    assert!(
+        !b.list("")
+            .expect("list")
+            .iter()
+            .any(|o| o.name.contains(".tmp-")),
+        "staging files are never listed"
+    );
+    b.delete("data/cd/cd0002").expect("delete stored file");
 }
 
 fn small_and_empty_objects(b: &dyn Backend) {

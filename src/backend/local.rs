@@ -151,6 +151,25 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    fn staging_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join("data"))
+    }
+
+    /// A rename: the staging directory is on the same file system.
+    fn store_file(&self, name: &str, staged: &Path) -> Result<()> {
+        let path = self.path_of(name)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| Error::new(ErrorKind::Other, name, "object has no parent directory"))?;
+        fs::create_dir_all(dir).map_err(|e| Error::from_io(name, e))?;
+        let result = (|| -> std::io::Result<()> {
+            File::open(staged)?.sync_all()?;
+            fs::rename(staged, &path)?;
+            sync_dir(dir)
+        })();
+        result.map_err(|e| Error::from_io(name, e))
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path_of(name)?;
         fs::remove_file(&path).map_err(|e| Error::from_io(name, e))?;

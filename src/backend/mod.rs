@@ -150,6 +150,25 @@ pub trait Backend: Send + Sync {
     /// Stores `bytes` under `name`, atomically and durably.
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()>;
 
+    /// A local directory where whole objects can be staged before
+    /// `store_file`, chosen so that storing them is cheap (the local
+    /// backend: inside the repository, so storing is a rename). `None`:
+    /// stage them anywhere on local disk.
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Stores the contents of the local file `path` as object `name`, as
+    /// atomically as `write`. On success the file is gone (moved into place
+    /// or deleted); on failure it is left to the caller.
+    fn store_file(&self, name: &str, path: &std::path::Path) -> Result<()> {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::from_io(path.display().to_string(), e))?;
+        self.write(name, &bytes)?;
+        let _ = std::fs::remove_file(path);
+        Ok(())
+    }
+
     /// Removes the object.
     fn delete(&self, name: &str) -> Result<()>;
 

@@ -64,6 +64,14 @@ impl<B: Backend + ?Sized> Backend for RetryBackend<B> {
         self.retry(|| self.inner.write(name, bytes))
     }
 
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.staging_dir()
+    }
+
+    fn store_file(&self, name: &str, path: &std::path::Path) -> Result<()> {
+        self.retry(|| self.inner.store_file(name, path))
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         self.retry(|| self.inner.delete(name))
     }

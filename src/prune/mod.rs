@@ -346,7 +346,7 @@ impl<'r> Repacker<'r> {
                 .get(range)
                 .ok_or_else(|| Error::corrupt(pack.id.object_name(), "blob outside the pack"))?;
             let slot = usize::from(e.kind == BlobKind::Tree);
-            self.writers[slot].add(e.kind, e.id, e.plain_length, stored.to_vec());
+            self.writers[slot].add(e.kind, e.id, e.plain_length, stored);
             if self.writers[slot].size_bytes() >= self.target {
                 let full = std::mem::take(&mut self.writers[slot]);
                 index.add(self.store(full)?)?;

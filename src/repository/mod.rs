@@ -10,6 +10,7 @@ pub mod config;
 pub mod index_writer;
 pub mod marker;
 pub mod saver;
+pub mod staging;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

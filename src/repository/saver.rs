@@ -2,26 +2,29 @@
 //!
 //! The caller hands over plaintext blobs on one thread. The saver computes
 //! ids, skips blobs the index already has, and sends new ones to a pool of
-//! seal workers (compress + encrypt on all cores) that fill one open pack per
-//! blob kind. Full packs go to upload workers. Every few packs, and at
-//! `finish`, an index file naming the uploaded packs is written; a pack is
-//! never named by an index file before it is stored. Channels are bounded,
-//! so memory stays flat however much data flows through.
+//! seal workers (compress + encrypt on all cores) that append them to one
+//! open pack per blob kind, staged in a local file (`staging`). Full packs go
+//! to upload workers. Every few packs, and at `finish`, an index file naming
+//! the uploaded packs is written; a pack is never named by an index file
+//! before it is stored. Channels are bounded and buffers are recycled, so
+//! memory stays flat however much data flows through.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::backend::Backend;
-use crate::blob::{self, BlobKind};
+use crate::blob::{self, BlobKind, SealBuffers};
 use crate::compress::Compression;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::cache::IndexCache;
 use crate::index::{IndexFile, IndexedPack};
-use crate::pack::{FinishedPack, PackWriter};
+use crate::repository::staging::{self, StagedFinished, StagedPack};
 use crate::repository::Repository;
 
 /// Packs uploaded before an index file is written: bounds what a killed run
@@ -70,18 +73,29 @@ struct Shared {
     cache: Arc<IndexCache>,
     compression: Compression,
     pack_target_bytes: u64,
+    staging_dir: PathBuf,
     pending: Mutex<HashSet<(BlobKind, BlobId)>>,
-    packers: [Mutex<PackWriter>; 2],
-    upload_tx: Mutex<Option<SyncSender<FinishedPack>>>,
+    packers: [Mutex<Option<StagedPack>>; 2],
+    upload_tx: Mutex<Option<SyncSender<StagedFinished>>>,
     unindexed: Mutex<Vec<IndexedPack>>,
-    /// Pack buffers back from upload, for the next packs to reuse.
+    /// Plaintext buffers back from the seal workers, for the caller's next
+    /// blobs: a steady set of buffers instead of an allocation per chunk.
     spare_buffers: Mutex<Vec<Vec<u8>>>,
+    /// Buffers grown beyond this are freed rather than kept.
+    spare_buffer_limit: usize,
     error: Mutex<Option<Error>>,
     stats: Mutex<SaveStats>,
 }
 
-/// Spare pack buffers kept: one per pack that can be in flight.
-const SPARE_BUFFERS: usize = 4;
+/// A staging file untouched for this long was left by a killed run.
+const STALE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Spare plaintext buffers kept: about one per blob that can be in flight.
+const SPARE_BUFFERS: usize = 8;
+
+thread_local! {
+    static SEAL_BUFFERS: RefCell<SealBuffers> = RefCell::new(SealBuffers::default());
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A worker that panicked left the data consistent enough for counting;
@@ -109,34 +123,77 @@ impl Shared {
     }
 
     fn seal_one(&self, job: SealJob) {
-        let sealed = blob::seal(&self.key, job.kind, &job.id, &job.data, self.compression);
-        {
-            let mut stats = lock(&self.stats);
-            stats.blobs_added += 1;
-            stats.added_plain_bytes += job.data.len() as u64;
-            stats.added_stored_bytes += sealed.len() as u64;
-        }
-        let full = {
-            let mut packer = lock(&self.packers[packer_slot(job.kind)]);
-            packer.add(job.kind, job.id, job.data.len() as u32, sealed);
-            if packer.size_bytes() >= self.pack_target_bytes {
-                Some(std::mem::take(&mut *packer))
-            } else {
-                None
+        let full = SEAL_BUFFERS.with(|buffers| {
+            let mut buffers = buffers.borrow_mut();
+            let sealed = blob::seal_into(
+                &self.key,
+                job.kind,
+                &job.id,
+                &job.data,
+                self.compression,
+                &mut buffers,
+            );
+            {
+                let mut stats = lock(&self.stats);
+                stats.blobs_added += 1;
+                stats.added_plain_bytes += job.data.len() as u64;
+                stats.added_stored_bytes += sealed.len() as u64;
             }
-        };
-        if let Some(writer) = full {
-            self.send_pack(writer);
+            self.append(job.kind, job.id, job.data.len() as u32, sealed)
+        });
+        self.recycle(job.data);
+        match full {
+            Ok(Some(pack)) => self.send_pack(pack),
+            Ok(None) => {}
+            Err(e) => self.fail(e),
         }
     }
 
-    fn send_pack(&self, writer: PackWriter) {
-        let buffer = lock(&self.spare_buffers).pop().unwrap_or_default();
-        let pack = writer.finish_into(&self.key, buffer);
+    /// Appends a sealed blob to the open pack of its kind; returns the pack
+    /// when it is full.
+    fn append(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        plain_length: u32,
+        sealed: &[u8],
+    ) -> Result<Option<StagedPack>> {
+        let mut slot = lock(&self.packers[packer_slot(kind)]);
+        let pack = match &mut *slot {
+            Some(pack) => pack,
+            None => slot.insert(
+                StagedPack::create(&self.staging_dir)
+                    .map_err(|e| Error::io(&self.staging_dir, e))?,
+            ),
+        };
+        pack.add(kind, id, plain_length, sealed)
+            .map_err(|e| Error::io(pack.path(), e))?;
+        Ok(match pack.size_bytes() >= self.pack_target_bytes {
+            true => slot.take(),
+            false => None,
+        })
+    }
+
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() <= self.spare_buffer_limit {
+            let mut spares = lock(&self.spare_buffers);
+            if spares.len() < SPARE_BUFFERS {
+                buffer.clear();
+                spares.push(buffer);
+            }
+        }
+    }
+
+    fn send_pack(&self, pack: StagedPack) {
+        let path = pack.path().to_path_buf();
+        let finished = match pack.finish(&self.key) {
+            Ok(finished) => finished,
+            Err(e) => return self.fail(Error::io(&path, e)),
+        };
         let tx = lock(&self.upload_tx).clone();
         match tx {
             Some(tx) => {
-                if tx.send(pack).is_err() {
+                if tx.send(finished).is_err() {
                     self.fail(Error::InvalidArgument("upload workers stopped".into()));
                 }
             }
@@ -144,16 +201,17 @@ impl Shared {
         }
     }
 
-    fn upload(&self, pack: FinishedPack) -> Result<()> {
+    fn upload(&self, pack: StagedFinished) -> Result<()> {
         // Transient failures are retried by the backend's retry wrapper.
-        self.backend.write(&pack.id.object_name(), &pack.bytes)?;
+        self.backend
+            .store_file(&pack.id.object_name(), pack.path.path())?;
         lock(&self.stats).packs_written += 1;
-        lock(&self.stats).uploaded_bytes += pack.bytes.len() as u64;
+        lock(&self.stats).uploaded_bytes += pack.size_bytes;
         let ready = {
             let mut unindexed = lock(&self.unindexed);
             unindexed.push(IndexedPack {
                 id: pack.id,
-                size_bytes: pack.bytes.len() as u64,
+                size_bytes: pack.size_bytes,
                 blobs: pack.entries,
             });
             if unindexed.len() >= CHECKPOINT_PACKS {
@@ -162,11 +220,6 @@ impl Shared {
                 Vec::new()
             }
         };
-        let mut spares = lock(&self.spare_buffers);
-        if spares.len() < SPARE_BUFFERS {
-            spares.push(pack.bytes);
-        }
-        drop(spares);
         if !ready.is_empty() {
             self.write_index(ready)?;
         }
@@ -233,19 +286,28 @@ impl BlobSaver {
         // A rendezvous channel: a finished pack waits in its sealer's hands
         // until an uploader is free, instead of in a queue (each pack is
         // pack_target_bytes of RAM; uploads still overlap sealing).
-        let (upload_tx, upload_rx) = sync_channel::<FinishedPack>(0);
+        // Finished packs wait in staging files, not in memory, so a few may
+        // queue for the uploaders without growing the footprint.
+        let (upload_tx, upload_rx) = sync_channel::<StagedFinished>(upload_threads * 2);
         let (seal_tx, seal_rx) = sync_channel::<SealJob>(seal_threads * 2);
+        let staging_dir = repo
+            .backend()
+            .staging_dir()
+            .unwrap_or_else(|| repo.cache().path().with_file_name("staging"));
+        staging::remove_stale(&staging_dir, STALE_STAGING_AGE);
         let shared = Arc::new(Shared {
             key: Arc::clone(repo.key()),
             backend: Arc::clone(repo.backend()),
             cache: Arc::clone(repo.cache()),
             compression: options.compression,
             pack_target_bytes: u64::from(repo.config().pack_target_bytes),
+            staging_dir,
             pending: Mutex::new(HashSet::new()),
-            packers: [Mutex::new(PackWriter::new()), Mutex::new(PackWriter::new())],
+            packers: [Mutex::new(None), Mutex::new(None)],
             upload_tx: Mutex::new(Some(upload_tx)),
             unindexed: Mutex::new(Vec::new()),
             spare_buffers: Mutex::new(Vec::new()),
+            spare_buffer_limit: 2 * repo.config().chunker.avg_bytes as usize,
             error: Mutex::new(None),
             stats: Mutex::new(SaveStats::default()),
         });
@@ -273,6 +335,16 @@ impl BlobSaver {
     /// The id `data` would get, without storing it.
     pub fn blob_id(&self, data: &[u8]) -> BlobId {
         self.shared.key.blob_id(data)
+    }
+
+    /// An empty buffer for the next blob's plaintext (hand it to `save`).
+    pub fn buffer(&self) -> Vec<u8> {
+        lock(&self.shared.spare_buffers).pop().unwrap_or_default()
+    }
+
+    /// Gives back a buffer from `buffer` that was not handed to `save`.
+    pub fn recycle(&self, buffer: Vec<u8>) {
+        self.shared.recycle(buffer);
     }
 
     /// Whether the repository (or this saver) already holds the blob.
@@ -305,10 +377,8 @@ impl BlobSaver {
         if let Some(e) = lock(&self.shared.error).take() {
             return Err(e);
         }
-        if self.is_known(kind, &id)? {
-            return Ok((id, false));
-        }
-        if !lock(&self.shared.pending).insert((kind, id)) {
+        if self.is_known(kind, &id)? || !lock(&self.shared.pending).insert((kind, id)) {
+            self.shared.recycle(data);
             return Ok((id, false));
         }
         let tx = self
@@ -331,9 +401,9 @@ impl BlobSaver {
             }
         }
         for slot in &self.shared.packers {
-            let writer = std::mem::take(&mut *lock(slot));
-            if !writer.is_empty() {
-                self.shared.send_pack(writer);
+            let open = lock(slot).take();
+            if let Some(pack) = open.filter(|p| !p.is_empty()) {
+                self.shared.send_pack(pack);
             }
         }
         drop(lock(&self.shared.upload_tx).take());
