@@ -381,56 +381,94 @@ fn restore_pack(
             .flat_map(|b| b.writes.iter().map(|w| (w.0, message.clone())))
             .collect()
     };
-    let (Some(first), Some(last)) = (blobs.first(), blobs.last()) else {
-        return Ok(());
-    };
-    let start = first.loc.offset;
-    let end = last.loc.offset + u64::from(last.loc.length);
-    let bytes = repo
-        .backend()
-        .read_range(&pack.object_name(), start, end - start)
-        .map_err(|e| all_writes(format!("pack {}: {e}", pack.short())))?;
     let mut failures = Vec::new();
-    for blob in blobs {
-        let from = (blob.loc.offset - start) as usize;
-        let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
-            let message = format!("pack {}: read returned too few bytes", pack.short());
-            failures.extend(blob.writes.iter().map(|w| (w.0, message.clone())));
+    for group in read_windows(blobs) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
         };
-        let plain = match repo.open_stored_blob(BlobKind::Data, &blob.id, &blob.loc, stored) {
-            Ok(plain) => plain,
-            Err(e) => {
-                failures.extend(blob.writes.iter().map(|w| (w.0, e.to_string())));
+        let start = first.loc.offset;
+        let end = last.loc.offset + u64::from(last.loc.length);
+        let bytes = repo
+            .backend()
+            .read_range(&pack.object_name(), start, end - start)
+            .map_err(|e| all_writes(format!("pack {}: {e}", pack.short())))?;
+        for blob in group {
+            let from = (blob.loc.offset - start) as usize;
+            let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
+                let message = format!("pack {}: read returned too few bytes", pack.short());
+                failures.extend(blob.writes.iter().map(|w| (w.0, message.clone())));
+                continue;
+            };
+            if !write_blob(repo, target, entries, blob, stored, &mut failures) {
                 continue;
             }
-        };
-        let runs = data_runs(&plain);
-        for &(i, offset) in &blob.writes {
-            if runs.is_empty() {
-                continue;
-            }
-            let path = target.join(&entries[i].rel);
-            let result = OpenOptions::new().write(true).open(&path).and_then(|f| {
-                runs.iter().try_for_each(|&(from, to)| {
-                    f.write_all_at(&plain[from..to], offset + from as u64)
-                })
-            });
-            if let Err(e) = result {
-                failures.push((i, format!("{}: {e}", path.display())));
-            }
+            let bytes = u64::from(blob.loc.plain_length) * blob.writes.len() as u64;
+            written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            progress.bytes_read(bytes);
         }
-        written.fetch_add(
-            plain.len() as u64 * blob.writes.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        progress.bytes_read(plain.len() as u64 * blob.writes.len() as u64);
     }
     if failures.is_empty() {
         Ok(())
     } else {
         Err(failures)
     }
+}
+
+/// Pack bytes read at once. Bounds what each restore worker holds while
+/// keeping reads large (a whole pack is 16 MiB by default).
+const READ_WINDOW_BYTES: u64 = 4 << 20;
+
+/// Splits a pack's blobs (sorted by offset) into runs that each span at
+/// most `READ_WINDOW_BYTES`, or one blob when a blob alone is larger.
+fn read_windows(blobs: &[BlobTarget]) -> Vec<&[BlobTarget]> {
+    let mut windows = Vec::new();
+    let mut first = 0;
+    for (i, blob) in blobs.iter().enumerate() {
+        let end = blob.loc.offset + u64::from(blob.loc.length);
+        if i > first && end - blobs[first].loc.offset > READ_WINDOW_BYTES {
+            windows.push(&blobs[first..i]);
+            first = i;
+        }
+    }
+    if first < blobs.len() {
+        windows.push(&blobs[first..]);
+    }
+    windows
+}
+
+/// Opens one blob and writes it wherever the plan wants it. `false` when
+/// the blob did not open (the failure is recorded for each file).
+fn write_blob(
+    repo: &Repository,
+    target: &Path,
+    entries: &[Planned],
+    blob: &BlobTarget,
+    stored: &[u8],
+    failures: &mut Vec<(usize, String)>,
+) -> bool {
+    let plain = match repo.open_stored_blob(BlobKind::Data, &blob.id, &blob.loc, stored) {
+        Ok(plain) => plain,
+        Err(e) => {
+            failures.extend(blob.writes.iter().map(|w| (w.0, e.to_string())));
+            return false;
+        }
+    };
+    let runs = data_runs(&plain);
+    if runs.is_empty() {
+        // All zeros: the file was created at full length, a hole already.
+        return true;
+    }
+    for &(i, offset) in &blob.writes {
+        let path = target.join(&entries[i].rel);
+        let result = OpenOptions::new().write(true).open(&path).and_then(|f| {
+            runs.iter()
+                .try_for_each(|&(from, to)| f.write_all_at(&plain[from..to], offset + from as u64))
+        });
+        if let Err(e) = result {
+            failures.push((i, format!("{}: {e}", path.display())));
+        }
+    }
+    true
 }
 
 /// Granularity of hole detection: a zero run this long and aligned is left
@@ -457,6 +495,32 @@ fn data_runs(data: &[u8]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_windows_bound_each_read() {
+        let blob = |offset: u64, length: u32| BlobTarget {
+            id: BlobId([0; 32]),
+            loc: BlobLocation {
+                pack: PackId([0; 32]),
+                offset,
+                length,
+                plain_length: length,
+            },
+            writes: Vec::new(),
+        };
+        let mib: u32 = 1 << 20;
+        let at = |n: u32| u64::from(n * mib);
+        let blobs = [
+            blob(0, mib),
+            blob(at(1), 2 * mib),
+            blob(at(3), mib),
+            blob(at(4), 9 * mib),
+            blob(at(13), 10),
+        ];
+        let spans: Vec<usize> = read_windows(&blobs).iter().map(|w| w.len()).collect();
+        assert_eq!(spans, [3, 1, 1]);
+        assert!(read_windows(&[]).is_empty());
+    }
 
     #[test]
     fn zero_blocks_become_holes() {
