@@ -89,7 +89,6 @@ fn checked_filter(rules: &[FilterRule], paths: &[PathBuf]) -> anyhow::Result<Fil
     Ok(filter)
 }
 
-/// Bytes of regular files below `path` (for the ETA; filters are ignored).
 /// Parses `123`, `10k`, `500M`, `2G`, `1T` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();

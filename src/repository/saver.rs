@@ -283,9 +283,6 @@ impl BlobSaver {
             n => n,
         };
         let upload_threads = options.upload_threads.max(1);
-        // A rendezvous channel: a finished pack waits in its sealer's hands
-        // until an uploader is free, instead of in a queue (each pack is
-        // pack_target_bytes of RAM; uploads still overlap sealing).
         // Finished packs wait in staging files, not in memory, so a few may
         // queue for the uploaders without growing the footprint.
         let (upload_tx, upload_rx) = sync_channel::<StagedFinished>(upload_threads * 2);
