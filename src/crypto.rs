@@ -87,49 +87,42 @@ impl MasterKey {
         open_with(&self.aead, sealed, aad)
     }
 
-    /// Seals `head ‖ body` into `out` (cleared first), encrypting in place:
-    /// the same bytes as `seal(&[head, body].concat(), aad)` would give with
-    /// the same nonce, without allocating when `out` is reused.
+    /// Seals `head ‖ body` into `out` (cleared first): the same bytes as
+    /// `seal(&[head, body].concat(), aad)`, without allocating when `out`
+    /// is reused.
     pub fn seal_into(&self, head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
-        let cipher = Aes256GcmSiv::new((&self.aead).into());
-        let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
-        out.clear();
-        out.reserve_exact(head.len() + body.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(head);
-        out.extend_from_slice(body);
-        let tag = cipher.encrypt_in_place_detached(
-            Nonce::from_slice(&nonce_bytes),
-            aad,
-            &mut out[NONCE_BYTES..],
-        );
-        match tag {
-            Ok(tag) => out.extend_from_slice(&tag),
-            Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
-        }
+        seal_parts_into(&self.aead, head, body, aad, out);
     }
 }
 
 /// Seals under an arbitrary 32-byte key (the password-derived one for key files).
 pub fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    seal_parts_into(key, &[], plaintext, aad, &mut out);
+    out
+}
+
+/// The one sealing routine: `nonce ‖ ciphertext of (head ‖ body) ‖ tag`
+/// into `out`, encrypted in place.
+fn seal_parts_into(key: &[u8; 32], head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
     let cipher = Aes256GcmSiv::new(key.into());
     let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
-    let nonce = Nonce::from_slice(&nonce_bytes);
-    let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+    out.clear();
+    out.reserve_exact(head.len() + body.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(head);
+    out.extend_from_slice(body);
+    let tag = cipher.encrypt_in_place_detached(
+        Nonce::from_slice(&nonce_bytes),
+        aad,
+        &mut out[NONCE_BYTES..],
+    );
     // Encryption of an in-memory buffer with a valid key cannot fail; a
     // failure would mean a broken cipher implementation.
-    match cipher.encrypt(
-        nonce,
-        Payload {
-            msg: plaintext,
-            aad,
-        },
-    ) {
-        Ok(ciphertext) => out.extend_from_slice(&ciphertext),
+    match tag {
+        Ok(tag) => out.extend_from_slice(&tag),
         Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
     }
-    out
 }
 
 pub fn open_with(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
