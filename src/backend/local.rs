@@ -35,6 +35,17 @@ impl LocalBackend {
         }
         Ok(self.root.join(name))
     }
+
+    /// The path of a new object and its directory, which exists afterwards.
+    fn prepare_object_path(&self, name: &str) -> Result<(PathBuf, PathBuf)> {
+        let path = self.path_of(name)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| Error::new(ErrorKind::Other, name, "object has no parent directory"))?
+            .to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::from_io(name, e))?;
+        Ok((path, dir))
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -127,11 +138,7 @@ impl Backend for LocalBackend {
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.path_of(name)?;
-        let dir = path
-            .parent()
-            .ok_or_else(|| Error::new(ErrorKind::Other, name, "object has no parent directory"))?;
-        fs::create_dir_all(dir).map_err(|e| Error::from_io(name, e))?;
+        let (path, dir) = self.prepare_object_path(name)?;
         let tmp = dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
@@ -142,7 +149,7 @@ impl Backend for LocalBackend {
             file.write_all(bytes)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
-            sync_dir(dir)
+            sync_dir(&dir)
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
@@ -157,15 +164,11 @@ impl Backend for LocalBackend {
 
     /// A rename: the staging directory is on the same file system.
     fn store_file(&self, name: &str, staged: &Path) -> Result<()> {
-        let path = self.path_of(name)?;
-        let dir = path
-            .parent()
-            .ok_or_else(|| Error::new(ErrorKind::Other, name, "object has no parent directory"))?;
-        fs::create_dir_all(dir).map_err(|e| Error::from_io(name, e))?;
+        let (path, dir) = self.prepare_object_path(name)?;
         let result = (|| -> std::io::Result<()> {
             File::open(staged)?.sync_all()?;
             fs::rename(staged, &path)?;
-            sync_dir(dir)
+            sync_dir(&dir)
         })();
         result.map_err(|e| Error::from_io(name, e))
     }
