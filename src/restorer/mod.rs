@@ -375,12 +375,6 @@ fn restore_pack(
     progress: &dyn Progress,
     written: &std::sync::atomic::AtomicU64,
 ) -> std::result::Result<(), Vec<(usize, String)>> {
-    let all_writes = |message: String| -> Vec<(usize, String)> {
-        blobs
-            .iter()
-            .flat_map(|b| b.writes.iter().map(|w| (w.0, message.clone())))
-            .collect()
-    };
     let mut failures = Vec::new();
     for group in read_windows(blobs) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
@@ -388,10 +382,20 @@ fn restore_pack(
         };
         let start = first.loc.offset;
         let end = last.loc.offset + u64::from(last.loc.length);
-        let bytes = repo
+        let bytes = match repo
             .backend()
             .read_range(&pack.object_name(), start, end - start)
-            .map_err(|e| all_writes(format!("pack {}: {e}", pack.short())))?;
+        {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Only this window's files lose contents; the other
+                // windows of the pack are still read.
+                let message = format!("pack {}: {e}", pack.short());
+                let writes = group.iter().flat_map(|b| b.writes.iter());
+                failures.extend(writes.map(|w| (w.0, message.clone())));
+                continue;
+            }
+        };
         for blob in group {
             let from = (blob.loc.offset - start) as usize;
             let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
