@@ -114,10 +114,6 @@ impl PackLayout {
         self.entries.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Bytes of blob data so far (without the header).
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
@@ -161,10 +157,6 @@ impl PackWriter {
 
     pub fn is_empty(&self) -> bool {
         self.layout.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.layout.len()
     }
 
     /// Bytes of blob data so far (without the header).
