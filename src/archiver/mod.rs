@@ -293,21 +293,9 @@ impl Archiver<'_> {
         parent: Option<&Tree>,
         is_source: bool,
     ) -> Result<Option<Node>> {
-        let is_dir = meta.is_dir();
-        let decision = if is_source {
-            Decision::Include
-        } else {
-            self.selection.decide(path, is_dir)
+        let Some(decision) = self.selection.admit(path, meta, is_source) else {
+            return Ok(None);
         };
-        if decision == Decision::Exclude || self.selection.excludes_by_size(meta) {
-            return Ok(None);
-        }
-        if is_dir && !is_source && self.selection.excludes_dir_by_contents(path) {
-            return Ok(None);
-        }
-        if !is_dir && decision == Decision::Scan {
-            return Ok(None);
-        }
         let mut node = match walker::node_from_metadata(name, path, meta, &mut self.names) {
             Ok(node) => node,
             Err(e) => {

@@ -65,6 +65,23 @@ impl Selection {
         false
     }
 
+    /// Whether the snapshot takes an entry: `None` to skip it (a directory
+    /// with everything below), else the filter's decision for it (`Include`,
+    /// or `Scan` for a directory kept only if something below is taken).
+    /// A source path named on the command line is never filtered out.
+    pub fn admit(&self, path: &Path, meta: &Metadata, is_source: bool) -> Option<Decision> {
+        let is_dir = meta.is_dir();
+        let decision = match is_source {
+            true => Decision::Include,
+            false => self.decide(path, is_dir),
+        };
+        let skipped = decision == Decision::Exclude
+            || self.excludes_by_size(meta)
+            || (!is_dir && decision == Decision::Scan)
+            || (is_dir && !is_source && self.excludes_dir_by_contents(path));
+        (!skipped).then_some(decision)
+    }
+
     pub fn excludes_by_size(&self, meta: &Metadata) -> bool {
         meta.is_file() && self.exclude_larger_than.is_some_and(|max| meta.len() > max)
     }
@@ -92,53 +109,46 @@ pub fn absolute_source(path: &Path) -> std::io::Result<std::path::PathBuf> {
 /// ETA of a backup of `/` with `--exclude /proc` does not count (or walk)
 /// `/proc`. Unreadable entries count as nothing.
 pub fn selected_file_bytes(sources: &[std::path::PathBuf], selection: &Selection) -> u64 {
+    let sources: Vec<_> = sources
+        .iter()
+        .filter_map(|p| absolute_source(p).ok())
+        .collect();
     let root_device = sources
         .first()
         .and_then(|p| p.symlink_metadata().ok())
         .map_or(0, |m| m.dev());
     sources
         .iter()
-        .filter_map(|p| absolute_source(p).ok())
         .filter_map(|p| Some((p.symlink_metadata().ok()?, p)))
-        .map(|(meta, p)| match meta.is_dir() {
-            true => selected_bytes_below(&p, selection, root_device),
-            false => selected_len(&meta, selection),
-        })
+        .map(|(meta, p)| selected_bytes(p, &meta, true, selection, root_device))
         .sum()
 }
 
-fn selected_len(meta: &Metadata, selection: &Selection) -> u64 {
-    match meta.is_file() && !selection.excludes_by_size(meta) {
-        true => meta.len(),
-        false => 0,
+fn selected_bytes(
+    path: &Path,
+    meta: &Metadata,
+    is_source: bool,
+    selection: &Selection,
+    root_device: u64,
+) -> u64 {
+    if selection.admit(path, meta, is_source).is_none() {
+        return 0;
     }
-}
-
-fn selected_bytes_below(dir: &Path, selection: &Selection, root_device: u64) -> u64 {
-    let Ok(entries) = read_dir_sorted(dir) else {
+    if meta.is_file() {
+        return meta.len();
+    }
+    let other_fs = selection.one_file_system && meta.dev() != root_device;
+    if !meta.is_dir() || other_fs {
+        return 0;
+    }
+    let Ok(entries) = read_dir_sorted(path) else {
         return 0;
     };
-    let mut total = 0;
-    for (name, meta) in entries {
-        let Ok(meta) = meta else { continue };
-        let path = dir.join(name);
-        let is_dir = meta.is_dir();
-        let decision = selection.decide(&path, is_dir);
-        if decision == Decision::Exclude {
-            continue;
-        }
-        if !is_dir {
-            if decision == Decision::Include {
-                total += selected_len(&meta, selection);
-            }
-            continue;
-        }
-        let other_fs = selection.one_file_system && meta.dev() != root_device;
-        if !other_fs && !selection.excludes_dir_by_contents(&path) {
-            total += selected_bytes_below(&path, selection, root_device);
-        }
-    }
-    total
+    entries
+        .into_iter()
+        .filter_map(|(name, meta)| Some((path.join(name), meta.ok()?)))
+        .map(|(child, meta)| selected_bytes(&child, &meta, false, selection, root_device))
+        .sum()
 }
 
 /// Entries of a directory sorted by name bytes, with their `lstat` metadata.
