@@ -109,3 +109,75 @@ fn incompressible_and_compressible_data_are_stored_sensibly() {
         "random data stored raw, overhead small: {stored} vs {plain}"
     );
 }
+
+/// Large files are cut on the file chunker's thread while the walk goes
+/// on, so directories holding them are finished later than their
+/// siblings. The snapshot must still be exact: trees, restored bytes, and
+/// every count in the summary.
+#[test]
+fn trees_and_counts_are_exact_when_large_files_are_cut_beside_the_walk() {
+    let env = TestEnv::new();
+    env.init_small_chunks();
+    let src = env.path("src");
+    // 4 top directories, each with 3 subdirectories; every directory holds
+    // a multi-chunk file and two small ones.
+    let mut dirs = Vec::new();
+    for a in 0..4 {
+        let top = src.join(format!("d{a}"));
+        dirs.push(top.clone());
+        for b in 0..3 {
+            dirs.push(top.join(format!("s{b}")));
+        }
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        write(
+            &dir.join("big"),
+            &random_bytes(300_000 + i * 1000, i as u64),
+        );
+        write(&dir.join("a.txt"), format!("small {i}").as_bytes());
+        write(&dir.join("b.txt"), &random_bytes(3000, 100 + i as u64));
+    }
+    let s = src.to_str().unwrap();
+    let first = env.snapshot_summary(&[s]);
+    assert_eq!(first["summary"]["files_new"], 3 * dirs.len() as u64);
+    // The 16 directories and src itself (at least).
+    let dirs_new = first["summary"]["dirs_new"].as_u64().unwrap();
+    assert!(dirs_new >= 17, "{dirs_new} new directories");
+    let target = env.path("t1");
+    env.restore(&format!("latest:{s}"), &target);
+    assert_same_tree(&src, &target);
+
+    // Change one large file deep down, delete one, add one elsewhere.
+    write(&dirs[6].join("big"), &random_bytes(310_000, 999));
+    std::fs::remove_file(dirs[9].join("big")).unwrap();
+    write(&dirs[13].join("new-big"), &random_bytes(200_000, 1000));
+    let second = env.snapshot_summary(&[s]);
+    let summary = &second["summary"];
+    assert_eq!(summary["files_changed"], 1);
+    assert_eq!(summary["files_new"], 1);
+    assert_eq!(summary["files_deleted"], 1);
+    assert_eq!(summary["files_unchanged"], 3 * dirs.len() as u64 - 2);
+    // Changed: the three leaf directories (d1/s1, d2/s0, d3/s0), their
+    // parents, and src with what is counted above it; the rest unchanged.
+    let changed_leaves = [&dirs[6], &dirs[9], &dirs[13]];
+    let changed_tops: std::collections::BTreeSet<_> =
+        changed_leaves.iter().map(|d| d.parent().unwrap()).collect();
+    let above_and_src = dirs_new - dirs.len() as u64;
+    assert_eq!(
+        summary["dirs_changed"],
+        changed_leaves.len() as u64 + changed_tops.len() as u64 + above_and_src
+    );
+    assert_eq!(
+        summary["dirs_unchanged"],
+        (dirs.len() - changed_leaves.len() - changed_tops.len()) as u64
+    );
+    let target = env.path("t2");
+    env.restore(&format!("latest:{s}"), &target);
+    assert_same_tree(&src, &target);
+
+    // Nothing changed: the same root tree, every directory unchanged.
+    let third = env.snapshot_summary(&[s]);
+    assert_eq!(third["summary"]["dirs_changed"], 0);
+    assert_eq!(third["summary"]["read_bytes"], 0);
+    env.assert_verifies("after three snapshots");
+}

@@ -13,6 +13,7 @@ use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, FixedOffset};
@@ -22,14 +23,16 @@ use crate::chunker::StreamChunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
-use crate::repository::saver::SaverOptions;
+use crate::repository::saver::{PendingIds, SaverOptions};
 use crate::repository::{BlobSaver, Repository};
 use crate::snapshot::{Snapshot, Summary};
 use crate::tree::{ContentRef, Node, NodeKind, Tree};
 use crate::walker::filter::Decision;
 use crate::walker::{self, IdNames, Selection};
 
+mod file_chunker;
 mod readahead;
+use file_chunker::{FileChunker, PendingFile};
 use readahead::{Ahead, ReadAhead};
 
 pub struct SnapshotOptions {
@@ -80,9 +83,101 @@ impl PathTrie {
     }
 }
 
+/// An archived entry, perhaps not finished yet (see `Unfinished`).
+struct Entry {
+    node: Node,
+    unfinished: Option<Unfinished>,
+}
+
+/// What a node still waits for. A read file waits for its chunks to be cut
+/// and hashed; a directory waits for such files in it, so the archiver
+/// walks on while the file chunker works. Only directories with a file
+/// still being read wait, and the chunker's queue bounds those files.
+enum Unfinished {
+    File(ReadFile),
+    Dir(Box<UnfinishedDir>),
+}
+
+/// A file whose content is being read.
+struct ReadFile {
+    path: PathBuf,
+    /// Its size when listed, counted in the summary already.
+    listed_bytes: u64,
+    /// The parent snapshot had a file by this name.
+    changed: bool,
+    pending: Arc<PendingFile>,
+}
+
+/// A directory whose tree is not stored yet.
+struct UnfinishedDir {
+    tree: PendingTree,
+    /// The directory's tree id in the parent snapshot.
+    old_id: Option<BlobId>,
+    /// Left out when nothing below it was selected (`Decision::Scan`).
+    drop_if_empty: bool,
+}
+
+/// A directory's entries and the parent snapshot's tree of it (to count
+/// deletions once the entries are final).
+struct PendingTree {
+    builder: TreeBuilder,
+    old: Option<Tree>,
+}
+
+/// A directory's tree while its entries are archived.
+#[derive(Default)]
+struct TreeBuilder {
+    tree: Tree,
+    /// Node indexes and what those nodes wait for.
+    unfinished: Vec<(usize, Unfinished)>,
+    /// Indexes of nodes to leave out (removed last: the indexes above
+    /// must stay valid).
+    dropped: Vec<usize>,
+}
+
+impl TreeBuilder {
+    fn push(&mut self, entry: Entry) {
+        if let Some(unfinished) = entry.unfinished {
+            self.unfinished.push((self.tree.nodes.len(), unfinished));
+        }
+        self.tree.nodes.push(entry.node);
+    }
+
+    /// Whether finishing would not wait.
+    fn is_ready(&self) -> bool {
+        self.unfinished.iter().all(|(_, u)| u.is_ready())
+    }
+}
+
+impl Unfinished {
+    fn is_ready(&self) -> bool {
+        match self {
+            Unfinished::File(read) => read.pending.is_ready(),
+            Unfinished::Dir(dir) => dir.tree.builder.is_ready(),
+        }
+    }
+}
+
+/// A directory archived now, or one that waits for files being read.
+enum DirOutcome {
+    /// The tree id and how many entries were selected.
+    Stored(BlobId, usize),
+    Unfinished(PendingTree),
+}
+
+/// What became of a regular file.
+enum FileOutcome {
+    /// Same as in the parent snapshot: its content was reused.
+    Unchanged,
+    Read(ReadFile),
+    /// Could not be opened (reported).
+    Skipped,
+}
+
 struct Archiver<'a> {
     repo: &'a Repository,
-    saver: BlobSaver,
+    saver: &'a BlobSaver,
+    file_chunker: FileChunker,
     selection: &'a Selection,
     progress: &'a dyn Progress,
     names: IdNames,
@@ -90,7 +185,6 @@ struct Archiver<'a> {
     errors: Vec<EntryError>,
     root_device: u64,
     readahead: ReadAhead,
-    chunker: StreamChunker,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -148,25 +242,24 @@ pub fn snapshot(
         .first()
         .and_then(|p| p.symlink_metadata().ok())
         .map_or(0, |m| m.dev());
-    let mut archiver = Archiver {
-        repo,
-        saver: repo.blob_saver(options.saver.clone()),
-        selection: &options.selection,
-        progress,
-        names: IdNames::default(),
-        summary: Summary::default(),
-        errors: Vec::new(),
-        root_device,
-        readahead: ReadAhead::new(),
-        chunker: StreamChunker::new(repo.config().chunker, repo.key().chunker_seed()),
-    };
-    let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
-    let Archiver {
-        saver,
-        mut summary,
-        errors,
-        ..
-    } = archiver;
+    let saver = repo.blob_saver(options.saver.clone());
+    let (root_tree, mut summary, errors) = std::thread::scope(|scope| {
+        let chunker = StreamChunker::new(repo.config().chunker, repo.key().chunker_seed());
+        let mut archiver = Archiver {
+            repo,
+            saver: &saver,
+            file_chunker: FileChunker::spawn(scope, &saver, chunker, progress),
+            selection: &options.selection,
+            progress,
+            names: IdNames::default(),
+            summary: Summary::default(),
+            errors: Vec::new(),
+            root_device,
+            readahead: ReadAhead::new(),
+        };
+        let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
+        Ok::<_, Error>((root_tree, archiver.summary, archiver.errors))
+    })?;
     let stats = saver.finish()?;
     summary.blobs_added = stats.blobs_added;
     summary.added_plain_bytes = stats.added_plain_bytes;
@@ -245,7 +338,7 @@ impl Archiver<'_> {
         trie: &PathTrie,
         parent: Option<&Tree>,
     ) -> Result<BlobId> {
-        let mut tree = Tree::default();
+        let mut tree = TreeBuilder::default();
         for (name, child) in &trie.children {
             let name_os = OsStr::from_bytes(name);
             let child_path = path.join(name_os);
@@ -258,8 +351,8 @@ impl Archiver<'_> {
             };
             let old_subtree = parent_subtree(self.repo, parent, name);
             if child.is_source {
-                if let Some(node) = self.entry(name_os, &child_path, &meta, parent, true)? {
-                    tree.nodes.push(node);
+                if let Some(entry) = self.entry(name_os, &child_path, &meta, parent, true)? {
+                    tree.push(entry);
                 }
                 continue;
             }
@@ -272,9 +365,64 @@ impl Archiver<'_> {
                     }
                 };
             node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
-            tree.nodes.push(node);
+            tree.push(Entry {
+                node,
+                unfinished: None,
+            });
         }
+        let tree = self.finish_tree(tree)?;
         self.save_tree(tree)
+    }
+
+    /// Waits for what a directory's entries wait for and completes their
+    /// nodes; entries that turn out unreadable or empty are left out.
+    fn finish_tree(&mut self, mut builder: TreeBuilder) -> Result<Tree> {
+        for (index, unfinished) in std::mem::take(&mut builder.unfinished) {
+            let node = &mut builder.tree.nodes[index];
+            let kept = match unfinished {
+                Unfinished::Dir(dir) => self.finish_dir(node, *dir)?,
+                Unfinished::File(read) => match read.pending.wait()? {
+                    Ok(content) => {
+                        self.file_read(node, &read, content);
+                        true
+                    }
+                    Err(e) => {
+                        self.summary.source_entries -= 1;
+                        self.summary.source_bytes -= read.listed_bytes;
+                        self.report(&read.path, e.to_string());
+                        false
+                    }
+                },
+            };
+            if !kept {
+                builder.dropped.push(index);
+            }
+        }
+        let TreeBuilder {
+            mut tree,
+            mut dropped,
+            ..
+        } = builder;
+        dropped.sort_unstable();
+        for index in dropped.into_iter().rev() {
+            tree.nodes.remove(index);
+        }
+        Ok(tree)
+    }
+
+    fn file_read(&mut self, node: &mut Node, read: &ReadFile, content: Vec<ContentRef>) {
+        let size: u64 = content.iter().map(|c| u64::from(c.1)).sum();
+        node.size = size;
+        node.content = content;
+        self.summary.read_bytes += size;
+        if read.changed {
+            self.summary.files_changed += 1;
+            self.summary.changed_bytes += size;
+        } else {
+            self.summary.files_new += 1;
+            self.summary.new_bytes += size;
+        }
+        self.progress.file_done(&read.path, size, true);
     }
 
     fn save_tree(&mut self, mut tree: Tree) -> Result<BlobId> {
@@ -292,7 +440,7 @@ impl Archiver<'_> {
         meta: &Metadata,
         parent: Option<&Tree>,
         is_source: bool,
-    ) -> Result<Option<Node>> {
+    ) -> Result<Option<Entry>> {
         let Some(decision) = self.selection.admit(path, meta, is_source) else {
             return Ok(None);
         };
@@ -305,47 +453,78 @@ impl Archiver<'_> {
         };
         let old = parent.and_then(|t| t.find(name.as_bytes()));
         self.summary.source_entries += 1;
+        let mut unfinished = None;
         match node.kind {
             NodeKind::Dir => {
                 let other_fs = self.selection.one_file_system && meta.dev() != self.root_device;
                 let old_tree = parent_subtree(self.repo, parent, name.as_bytes());
-                let (subtree, selected) = if other_fs {
-                    (self.save_tree(Tree::default())?, 0)
+                let outcome = if other_fs {
+                    DirOutcome::Stored(self.save_tree(Tree::default())?, 0)
                 } else {
-                    self.dir(path, old_tree.as_ref())?
+                    self.dir(path, old_tree)?
                 };
-                if decision == Decision::Scan && selected == 0 {
+                let old_id = old.and_then(|o| o.subtree);
+                let drop_if_empty = decision == Decision::Scan;
+                match outcome {
+                    DirOutcome::Stored(id, selected) => {
+                        if !self.place_dir(&mut node, old_id, id, selected, drop_if_empty) {
+                            return Ok(None);
+                        }
+                    }
+                    DirOutcome::Unfinished(tree) => {
+                        unfinished = Some(Unfinished::Dir(Box::new(UnfinishedDir {
+                            tree,
+                            old_id,
+                            drop_if_empty,
+                        })));
+                    }
+                }
+            }
+            NodeKind::File => match self.file(path, meta, old, &mut node)? {
+                FileOutcome::Unchanged => {}
+                FileOutcome::Read(file) => unfinished = Some(Unfinished::File(file)),
+                FileOutcome::Skipped => {
                     self.summary.source_entries -= 1;
                     return Ok(None);
                 }
-                match old.and_then(|o| o.subtree) {
-                    None => self.summary.dirs_new += 1,
-                    Some(old_id) if old_id == subtree => self.summary.dirs_unchanged += 1,
-                    Some(_) => self.summary.dirs_changed += 1,
-                }
-                node.subtree = Some(subtree);
-            }
-            NodeKind::File => {
-                let stored = self.file(path, meta, old, &mut node)?;
-                if !stored {
-                    self.summary.source_entries -= 1;
-                    return Ok(None);
-                }
-            }
+            },
             _ => {}
         }
-        Ok(Some(node))
+        Ok(Some(Entry { node, unfinished }))
     }
 
-    /// Archives a directory's selected entries; returns the tree id and how
-    /// many entries were selected.
-    fn dir(&mut self, path: &Path, parent: Option<&Tree>) -> Result<(BlobId, usize)> {
+    /// Puts a stored directory tree in its node; `false` when the
+    /// directory is left out, as nothing below it was selected.
+    fn place_dir(
+        &mut self,
+        node: &mut Node,
+        old_id: Option<BlobId>,
+        id: BlobId,
+        selected: usize,
+        drop_if_empty: bool,
+    ) -> bool {
+        if drop_if_empty && selected == 0 {
+            self.summary.source_entries -= 1;
+            return false;
+        }
+        match old_id {
+            None => self.summary.dirs_new += 1,
+            Some(old_id) if old_id == id => self.summary.dirs_unchanged += 1,
+            Some(_) => self.summary.dirs_changed += 1,
+        }
+        node.subtree = Some(id);
+        true
+    }
+
+    /// Archives a directory's selected entries. `parent` is the parent
+    /// snapshot's tree of it.
+    fn dir(&mut self, path: &Path, parent: Option<Tree>) -> Result<DirOutcome> {
         self.readahead.done(path);
         let entries = match walker::read_dir_sorted(path) {
             Ok(entries) => entries,
             Err(e) => {
                 self.report(path, format!("cannot read directory: {e}"));
-                return Ok((self.save_tree(Tree::default())?, 0));
+                return Ok(DirOutcome::Stored(self.save_tree(Tree::default())?, 0));
             }
         };
         // Files first, then subdirectories: the order the read-ahead plan
@@ -353,8 +532,8 @@ impl Archiver<'_> {
         let (files, dirs): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .partition(|(_, meta)| !meta.as_ref().is_ok_and(|m| m.is_dir()));
-        self.plan_reads(path, &files, &dirs, parent);
-        let mut tree = Tree::default();
+        self.plan_reads(path, &files, &dirs, parent.as_ref());
+        let mut builder = TreeBuilder::default();
         for (name, meta) in files.into_iter().chain(dirs) {
             let child = path.join(&name);
             let meta = match meta {
@@ -364,15 +543,58 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            if let Some(node) = self.entry(&name, &child, &meta, parent, false)? {
-                tree.nodes.push(node);
+            if let Some(entry) = self.entry(&name, &child, &meta, parent.as_ref(), false)? {
+                let is_dir = matches!(entry.unfinished, Some(Unfinished::Dir(_)));
+                builder.push(entry);
+                if is_dir {
+                    // Keeps the waiting subdirectories few: those whose
+                    // files are done are stored now.
+                    self.finish_ready_dirs(&mut builder)?;
+                }
             }
         }
-        if let Some(parent) = parent {
-            self.count_deleted(parent, &tree);
+        let tree = PendingTree {
+            builder,
+            old: parent,
+        };
+        if !tree.builder.is_ready() {
+            return Ok(DirOutcome::Unfinished(tree));
+        }
+        let (id, selected) = self.store_dir(tree)?;
+        Ok(DirOutcome::Stored(id, selected))
+    }
+
+    /// Stores a directory's tree once its files are read; returns the tree
+    /// id and how many entries were selected.
+    fn store_dir(&mut self, tree: PendingTree) -> Result<(BlobId, usize)> {
+        let PendingTree { builder, old } = tree;
+        let tree = self.finish_tree(builder)?;
+        if let Some(old) = &old {
+            self.count_deleted(old, &tree);
         }
         let selected = tree.nodes.len();
         Ok((self.save_tree(tree)?, selected))
+    }
+
+    /// Stores the waiting subdirectories whose files are all read.
+    fn finish_ready_dirs(&mut self, builder: &mut TreeBuilder) -> Result<()> {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut builder.unfinished)
+            .into_iter()
+            .partition(|(_, u)| matches!(u, Unfinished::Dir(_)) && u.is_ready());
+        builder.unfinished = waiting;
+        for (index, unfinished) in ready {
+            if let Unfinished::Dir(dir) = unfinished {
+                if !self.finish_dir(&mut builder.tree.nodes[index], *dir)? {
+                    builder.dropped.push(index);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_dir(&mut self, node: &mut Node, dir: UnfinishedDir) -> Result<bool> {
+        let (id, selected) = self.store_dir(dir.tree)?;
+        Ok(self.place_dir(node, dir.old_id, id, selected, dir.drop_if_empty))
     }
 
     /// Tells the read-ahead which of a directory's entries will be read:
@@ -425,90 +647,69 @@ impl Archiver<'_> {
         }
     }
 
-    /// Fills a file node's content. `false` when the file could not be read.
+    /// Fills a file node's content, or starts reading it (see `ReadFile`).
     fn file(
         &mut self,
         path: &Path,
         meta: &Metadata,
         old: Option<&Node>,
         node: &mut Node,
-    ) -> Result<bool> {
+    ) -> Result<FileOutcome> {
         self.summary.source_bytes += meta.len();
         if let Some(old) = old.filter(|o| unchanged(o, meta)) {
             node.content = old.content.clone();
             self.summary.files_unchanged += 1;
             self.progress.file_done(path, meta.len(), false);
-            return Ok(true);
+            return Ok(FileOutcome::Unchanged);
         }
-        let read = self.read_file(path);
+        let started = self.start_read(path);
         self.readahead.done(path);
-        let content = match read {
-            Ok(Ok(content)) => content,
-            Ok(Err(e)) => {
+        match started? {
+            Ok(pending) => Ok(FileOutcome::Read(ReadFile {
+                path: path.to_path_buf(),
+                listed_bytes: meta.len(),
+                changed: old.is_some_and(|o| o.kind == NodeKind::File),
+                pending,
+            })),
+            Err(e) => {
                 self.summary.source_bytes -= meta.len();
                 self.report(path, e.to_string());
-                return Ok(false);
+                Ok(FileOutcome::Skipped)
             }
-            Err(e) => return Err(e),
-        };
-        let size: u64 = content.iter().map(|c| u64::from(c.1)).sum();
-        node.size = size;
-        node.content = content;
-        self.summary.read_bytes += size;
-        if old.is_some_and(|o| o.kind == NodeKind::File) {
-            self.summary.files_changed += 1;
-            self.summary.changed_bytes += size;
-        } else {
-            self.summary.files_new += 1;
-            self.summary.new_bytes += size;
         }
-        self.progress.file_done(path, size, true);
-        Ok(true)
     }
 
-    /// Outer error: the repository failed (abort). Inner error: the file
-    /// could not be read (report and skip).
-    fn read_file(&mut self, path: &Path) -> Result<std::io::Result<Vec<ContentRef>>> {
+    /// Opens a file and reads its start. A file no longer than one chunk
+    /// is handed to the saver as one blob; a longer one goes to the file
+    /// chunker. Outer error: the repository failed (abort). Inner error:
+    /// the file could not be read (report and skip).
+    fn start_read(&mut self, path: &Path) -> Result<std::io::Result<Arc<PendingFile>>> {
         use std::io::Read;
         let mut file = match open_noatime(path) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };
-        let config = self.repo.config();
-        // Most files are smaller than one chunk: read them whole and skip
-        // the chunker.
-        let min = u64::from(config.chunker.min_bytes);
+        let min = u64::from(self.repo.config().chunker.min_bytes);
         let mut head = self.saver.buffer();
         if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
+            self.saver.recycle(head);
             return Ok(Err(e));
         }
-        if head.len() as u64 <= min {
-            if head.is_empty() {
-                return Ok(Ok(Vec::new()));
+        if head.len() as u64 > min {
+            return Ok(Ok(self.file_chunker.chunk(file, head)));
+        }
+        let ids = PendingIds::new();
+        let lengths = match head.len() {
+            0 => {
+                self.saver.recycle(head);
+                Vec::new()
             }
-            let len = head.len() as u32;
-            self.progress.bytes_read(u64::from(len));
-            let (id, _) = self.saver.save(BlobKind::Data, head)?;
-            return Ok(Ok(vec![ContentRef(id, len)]));
-        }
-        let mut stream = std::io::Cursor::new(head).chain(file);
-        self.chunker.reset();
-        let mut content = Vec::new();
-        loop {
-            let chunk = match self.chunker.next_chunk(&mut stream) {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => return Ok(Err(e)),
-            };
-            let len = chunk.len() as u32;
-            let mut data = self.saver.buffer();
-            data.extend_from_slice(chunk);
-            self.progress.bytes_read(u64::from(len));
-            let (id, _) = self.saver.save(BlobKind::Data, data)?;
-            content.push(ContentRef(id, len));
-        }
-        let (head, _) = stream.into_inner();
-        self.saver.recycle(head.into_inner());
-        Ok(Ok(content))
+            len => {
+                self.progress.bytes_read(len as u64);
+                self.saver.save_data_later(head, &ids)?;
+                vec![len as u32]
+            }
+        };
+        Ok(Ok(PendingFile::cut(ids, lengths)))
     }
 }

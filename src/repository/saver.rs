@@ -1,9 +1,12 @@
 //! `BlobSaver`: the write half of the snapshot pipeline.
 //!
-//! The caller hands over plaintext blobs on one thread. The saver computes
-//! ids, skips blobs the index already has, and sends new ones to a pool of
-//! seal workers (compress + encrypt on all cores) that append them to one
-//! open pack per blob kind, staged in a local file (`staging`). Full packs go
+//! The caller hands over plaintext blobs on one thread. A pool of workers
+//! (one per core) computes ids, skips blobs the index already has, and seals
+//! new ones (compress + encrypt), appending them to one open pack per blob
+//! kind, staged in a local file (`staging`). Data blobs go to the workers
+//! before their id is known (`save_data_later`), so the caller's thread only
+//! reads and chunks; it collects a file's ids from `PendingIds` when it needs
+//! them for the tree. Full packs go
 //! to upload workers. Every few packs, and at `finish`, an index file naming
 //! the uploaded packs is written; a pack is never named by an index file
 //! before it is stored. Channels are bounded and buffers are recycled, so
@@ -13,7 +16,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::backend::Backend;
@@ -61,10 +64,73 @@ pub struct SaveStats {
     pub uploaded_bytes: u64,
 }
 
-struct SealJob {
-    kind: BlobKind,
-    id: BlobId,
-    data: Vec<u8>,
+enum Job {
+    /// A blob whose id the caller already computed.
+    Seal {
+        kind: BlobKind,
+        id: BlobId,
+        data: Vec<u8>,
+    },
+    /// A data blob whose id the worker computes and reports in `ids`.
+    HashAndSeal {
+        data: Vec<u8>,
+        ids: Arc<PendingIds>,
+        index: usize,
+    },
+}
+
+/// The ids of one file's chunks, filled in by the workers as they hash them.
+#[derive(Default)]
+pub struct PendingIds {
+    slots: Mutex<IdSlots>,
+    filled: Condvar,
+}
+
+#[derive(Default)]
+struct IdSlots {
+    ids: Vec<Option<BlobId>>,
+    missing: usize,
+}
+
+impl PendingIds {
+    pub fn new() -> Arc<PendingIds> {
+        Arc::new(PendingIds::default())
+    }
+
+    fn reserve_slot(&self) -> usize {
+        let mut slots = lock(&self.slots);
+        slots.ids.push(None);
+        slots.missing += 1;
+        slots.ids.len() - 1
+    }
+
+    fn fill(&self, index: usize, id: BlobId) {
+        let mut slots = lock(&self.slots);
+        if let Some(slot @ None) = slots.ids.get_mut(index) {
+            *slot = Some(id);
+            slots.missing -= 1;
+        }
+        if slots.missing == 0 {
+            self.filled.notify_all();
+        }
+    }
+
+    /// Whether every chunk handed over so far has its id.
+    pub fn is_complete(&self) -> bool {
+        lock(&self.slots).missing == 0
+    }
+
+    /// Waits until every chunk handed over so far has its id, in order.
+    pub fn wait(&self) -> Vec<BlobId> {
+        let mut slots = lock(&self.slots);
+        while slots.missing > 0 {
+            slots = self
+                .filled
+                .wait(slots)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        slots.ids.iter().flatten().copied().collect()
+    }
 }
 
 struct Shared {
@@ -122,26 +188,64 @@ impl Shared {
         lock(&self.error).is_some()
     }
 
-    fn seal_one(&self, job: SealJob) {
+    fn work(&self, job: Job) {
+        match job {
+            Job::Seal { kind, id, data } => {
+                if !self.failed() {
+                    self.seal_one(kind, id, data);
+                }
+            }
+            Job::HashAndSeal { data, ids, index } => {
+                // The id is reported even after a failure: the caller may be
+                // waiting for it, and learns of the failure on its next call.
+                let id = self.key.blob_id(&data);
+                ids.fill(index, id);
+                if self.failed() {
+                    return self.recycle(data);
+                }
+                match self.claim(BlobKind::Data, &id) {
+                    Ok(true) => self.seal_one(BlobKind::Data, id, data),
+                    Ok(false) => self.recycle(data),
+                    Err(e) => {
+                        self.recycle(data);
+                        self.fail(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the repository (or this saver) already holds the blob.
+    fn is_known(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        if lock(&self.pending).contains(&(kind, *id)) {
+            return Ok(true);
+        }
+        self.cache.contains(kind, id).map_err(|e| Error::Cache {
+            path: self.cache.path().to_path_buf(),
+            message: e.message,
+        })
+    }
+
+    /// `true` when the blob is new and this caller must store it: from then
+    /// on it counts as known, so a second copy in flight is skipped.
+    fn claim(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        Ok(!self.is_known(kind, id)? && lock(&self.pending).insert((kind, *id)))
+    }
+
+    fn seal_one(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) {
         let full = SEAL_BUFFERS.with(|buffers| {
             let mut buffers = buffers.borrow_mut();
-            let sealed = blob::seal_into(
-                &self.key,
-                job.kind,
-                &job.id,
-                &job.data,
-                self.compression,
-                &mut buffers,
-            );
+            let sealed =
+                blob::seal_into(&self.key, kind, &id, &data, self.compression, &mut buffers);
             {
                 let mut stats = lock(&self.stats);
                 stats.blobs_added += 1;
-                stats.added_plain_bytes += job.data.len() as u64;
+                stats.added_plain_bytes += data.len() as u64;
                 stats.added_stored_bytes += sealed.len() as u64;
             }
-            self.append(job.kind, job.id, job.data.len() as u32, sealed)
+            self.append(kind, id, data.len() as u32, sealed)
         });
-        self.recycle(job.data);
+        self.recycle(data);
         match full {
             Ok(Some(pack)) => self.send_pack(pack),
             Ok(None) => {}
@@ -249,7 +353,7 @@ impl Shared {
 
 pub struct BlobSaver {
     shared: Arc<Shared>,
-    seal_tx: Option<SyncSender<SealJob>>,
+    seal_tx: Option<SyncSender<Job>>,
     seal_workers: Vec<JoinHandle<()>>,
     upload_workers: Vec<JoinHandle<()>>,
 }
@@ -286,7 +390,7 @@ impl BlobSaver {
         // Finished packs wait in staging files, not in memory, so a few may
         // queue for the uploaders without growing the footprint.
         let (upload_tx, upload_rx) = sync_channel::<StagedFinished>(upload_threads * 2);
-        let (seal_tx, seal_rx) = sync_channel::<SealJob>(seal_threads * 2);
+        let (seal_tx, seal_rx) = sync_channel::<Job>(seal_threads * 2);
         let staging_dir = repo
             .backend()
             .staging_dir()
@@ -308,11 +412,7 @@ impl BlobSaver {
             error: Mutex::new(None),
             stats: Mutex::new(SaveStats::default()),
         });
-        let seal_workers = spawn_workers(seal_threads, seal_rx, &shared, |s, job| {
-            if !s.failed() {
-                s.seal_one(job);
-            }
-        });
+        let seal_workers = spawn_workers(seal_threads, seal_rx, &shared, Shared::work);
         let upload_workers = spawn_workers(upload_threads, upload_rx, &shared, |s, pack| {
             if s.failed() {
                 return;
@@ -329,11 +429,6 @@ impl BlobSaver {
         }
     }
 
-    /// The id `data` would get, without storing it.
-    pub fn blob_id(&self, data: &[u8]) -> BlobId {
-        self.shared.key.blob_id(data)
-    }
-
     /// An empty buffer for the next blob's plaintext (hand it to `save`).
     pub fn buffer(&self) -> Vec<u8> {
         lock(&self.shared.spare_buffers).pop().unwrap_or_default()
@@ -344,47 +439,46 @@ impl BlobSaver {
         self.shared.recycle(buffer);
     }
 
-    /// Whether the repository (or this saver) already holds the blob.
-    pub fn is_known(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
-        if lock(&self.shared.pending).contains(&(kind, *id)) {
-            return Ok(true);
-        }
-        self.shared
-            .cache
-            .contains(kind, id)
-            .map_err(|e| Error::Cache {
-                path: self.shared.cache.path().to_path_buf(),
-                message: e.message,
-            })
-    }
-
     /// Stores a blob unless it is known. Returns its id and whether it was new.
     /// Blocks when the workers are busy (backpressure).
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<(BlobId, bool)> {
-        let id = self.blob_id(&data);
-        self.save_with_id(kind, id, data)
-    }
-
-    pub fn save_with_id(
-        &self,
-        kind: BlobKind,
-        id: BlobId,
-        data: Vec<u8>,
-    ) -> Result<(BlobId, bool)> {
-        if let Some(e) = lock(&self.shared.error).take() {
-            return Err(e);
-        }
-        if self.is_known(kind, &id)? || !lock(&self.shared.pending).insert((kind, id)) {
+        self.check_failed()?;
+        let id = self.shared.key.blob_id(&data);
+        if !self.shared.claim(kind, &id)? {
             self.shared.recycle(data);
             return Ok((id, false));
         }
+        self.send(Job::Seal { kind, id, data })?;
+        Ok((id, true))
+    }
+
+    /// Hands a data blob to the workers, which compute its id, store it
+    /// unless known, and record the id in `ids` after those handed over
+    /// before. Blocks when the workers are busy (backpressure).
+    pub fn save_data_later(&self, data: Vec<u8>, ids: &Arc<PendingIds>) -> Result<()> {
+        self.check_failed()?;
+        let index = ids.reserve_slot();
+        self.send(Job::HashAndSeal {
+            data,
+            ids: Arc::clone(ids),
+            index,
+        })
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match lock(&self.shared.error).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
         let tx = self
             .seal_tx
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("saver already finished".into()))?;
-        tx.send(SealJob { kind, id, data })
-            .map_err(|_| Error::InvalidArgument("seal workers stopped".into()))?;
-        Ok((id, true))
+        tx.send(job)
+            .map_err(|_| Error::InvalidArgument("seal workers stopped".into()))
     }
 
     /// Flushes open packs, waits for every upload and writes the last index

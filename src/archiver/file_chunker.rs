@@ -1,0 +1,188 @@
+//! Cuts files larger than one chunk on a thread of its own, so the archiver
+//! walks on, and reads small files whole, while a large file is read and
+//! cut. Chunks go to the saver's workers, which hash, dedup and seal them.
+//! What the archiver gets back is a `PendingFile`: the chunk lengths (or
+//! the error that stopped the reading) once the file is cut, and the chunk
+//! ids once the workers have hashed them.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::Scope;
+
+use crate::chunker::StreamChunker;
+use crate::error::Result;
+use crate::id::BlobId;
+use crate::progress::Progress;
+use crate::repository::saver::PendingIds;
+use crate::repository::BlobSaver;
+use crate::tree::ContentRef;
+
+/// Files queued for the chunker thread beyond the one it is cutting. Each
+/// holds an open descriptor and its first chunk's bytes.
+const QUEUED_FILES: usize = 4;
+
+/// Outer error: the repository failed (abort the snapshot). Inner error:
+/// the file could not be read (report it and skip it).
+type Cut = Result<std::io::Result<Vec<u32>>>;
+
+/// A file read for the snapshot whose chunk lengths and ids are still being
+/// worked out.
+pub(super) struct PendingFile {
+    ids: Arc<PendingIds>,
+    lengths: Mutex<Option<Cut>>,
+    cut: Condvar,
+}
+
+impl PendingFile {
+    fn new(ids: Arc<PendingIds>) -> Arc<PendingFile> {
+        Arc::new(PendingFile {
+            ids,
+            lengths: Mutex::new(None),
+            cut: Condvar::new(),
+        })
+    }
+
+    /// A file whose chunks were all handed to the saver already.
+    pub(super) fn cut(ids: Arc<PendingIds>, lengths: Vec<u32>) -> Arc<PendingFile> {
+        let pending = PendingFile::new(ids);
+        pending.finish(Ok(Ok(lengths)));
+        pending
+    }
+
+    fn finish(&self, cut: Cut) {
+        *self.lengths.lock().unwrap_or_else(|e| e.into_inner()) = Some(cut);
+        self.cut.notify_all();
+    }
+
+    /// Whether `wait` would return at once.
+    pub(super) fn is_ready(&self) -> bool {
+        let cut = self.lengths.lock().unwrap_or_else(|e| e.into_inner());
+        cut.is_some() && self.ids.is_complete()
+    }
+
+    /// Waits until the file is cut and its chunks hashed.
+    pub(super) fn wait(&self) -> Result<std::io::Result<Vec<ContentRef>>> {
+        let mut slot = self.lengths.lock().unwrap_or_else(|e| e.into_inner());
+        let cut = loop {
+            if let Some(cut) = slot.take() {
+                break cut;
+            }
+            slot = self.cut.wait(slot).unwrap_or_else(|e| e.into_inner());
+        };
+        drop(slot);
+        let lengths = match cut? {
+            Ok(lengths) => lengths,
+            Err(e) => return Ok(Err(e)),
+        };
+        let ids: Vec<BlobId> = self.ids.wait();
+        Ok(Ok(ids
+            .into_iter()
+            .zip(lengths)
+            .map(|(id, len)| ContentRef(id, len))
+            .collect()))
+    }
+}
+
+struct ChunkJob {
+    file: File,
+    /// The bytes already read from the start of `file`.
+    head: Vec<u8>,
+    pending: Arc<PendingFile>,
+}
+
+/// The handle the archiver keeps; dropping it stops the thread after the
+/// file it is cutting.
+pub(super) struct FileChunker {
+    jobs: Option<SyncSender<ChunkJob>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl FileChunker {
+    /// Starts the chunker thread in `scope`; it ends when the handle is
+    /// dropped.
+    pub(super) fn spawn<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        saver: &'env BlobSaver,
+        mut chunker: StreamChunker,
+        progress: &'env dyn Progress,
+    ) -> FileChunker {
+        let (jobs, queue) = sync_channel::<ChunkJob>(QUEUED_FILES);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&cancelled);
+        scope.spawn(move || {
+            for job in queue {
+                let pending = Arc::clone(&job.pending);
+                pending.finish(cut_file(&mut chunker, saver, progress, &stop, job));
+            }
+        });
+        FileChunker {
+            jobs: Some(jobs),
+            cancelled,
+        }
+    }
+
+    /// Queues `file`, whose first `head` bytes were read already, for
+    /// cutting. Blocks while the queue is full.
+    pub(super) fn chunk(&self, file: File, head: Vec<u8>) -> Arc<PendingFile> {
+        let pending = PendingFile::new(PendingIds::new());
+        let job = ChunkJob {
+            file,
+            head,
+            pending: Arc::clone(&pending),
+        };
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            // Only when the thread died, which the scope reports on exit.
+            pending.finish(Ok(Err(std::io::Error::other("the chunker thread stopped"))));
+        }
+        pending
+    }
+}
+
+impl Drop for FileChunker {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        drop(self.jobs.take());
+    }
+}
+
+fn cut_file(
+    chunker: &mut StreamChunker,
+    saver: &BlobSaver,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    job: ChunkJob,
+) -> Cut {
+    let ChunkJob {
+        file,
+        head,
+        pending,
+    } = job;
+    let mut stream = std::io::Cursor::new(head).chain(file);
+    chunker.reset();
+    let mut lengths = Vec::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "snapshot stopped",
+            )));
+        }
+        let chunk = match chunker.next_chunk(&mut stream) {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut data = saver.buffer();
+        data.extend_from_slice(chunk);
+        progress.bytes_read(data.len() as u64);
+        lengths.push(data.len() as u32);
+        saver.save_data_later(data, &pending.ids)?;
+    }
+    let (head, _) = stream.into_inner();
+    saver.recycle(head.into_inner());
+    Ok(Ok(lengths))
+}
