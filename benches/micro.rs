@@ -1,18 +1,22 @@
-//! Micro-benchmarks of the hot paths: chunking, keyed hashing, blob sealing
-//! and opening, pack writing, and index lookups in the RocksDB cache.
-//! `cargo bench --bench micro` prints throughput per stage; numbers are
-//! for comparison between commits on one machine, never asserted.
+//! Criterion micro-benchmarks of the hot paths: chunking, keyed hashing,
+//! blob sealing and opening, pack writing, and index lookups in the RocksDB
+//! cache. `cargo bench --bench micro` reports throughput per stage, with
+//! criterion's comparison against the previous run on the same machine.
+//! Figures are never asserted.
 
-use std::time::Instant;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use cairn::blob::{self, BlobKind};
-use cairn::chunker::{Chunker, ChunkerParams};
+use cairn::chunker::{ChunkerParams, StreamChunker};
 use cairn::compress::Compression;
 use cairn::crypto::MasterKey;
+use cairn::id::PackId;
 use cairn::index::cache::IndexCache;
 use cairn::pack::{PackEntry, PackWriter};
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
+const MIB: usize = 1 << 20;
+
+fn random_bytes(len: usize, seed: u8) -> Vec<u8> {
     let mut out = vec![0u8; len];
     blake3::Hasher::new()
         .update(&[seed])
@@ -21,78 +25,95 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
     out
 }
 
-fn report(name: &str, bytes: usize, runs: u32, f: impl Fn()) {
-    f();
-    let start = Instant::now();
-    for _ in 0..runs {
-        f();
-    }
-    let secs = start.elapsed().as_secs_f64() / f64::from(runs);
-    println!(
-        "{name:<28} {:>9.1} MiB/s  ({:.3} ms per run)",
-        bytes as f64 / secs / 1048576.0,
-        secs * 1e3
-    );
+fn log_text(len: usize) -> Vec<u8> {
+    b"2026-11-26 INFO request served in 3ms path=/api/v1/items\n".repeat(len / 50 + 1)[..len]
+        .to_vec()
 }
 
-fn main() {
-    let key = MasterKey::from_bytes([1; 32]);
-    let random = data(64 << 20, 1);
-    let text: Vec<u8> = b"2026-11-26 INFO request served in 3ms path=/api/v1/items\n"
-        .repeat(1 << 20)[..64 << 20]
-        .to_vec();
+fn key() -> MasterKey {
+    MasterKey::from_bytes([1; 32])
+}
 
-    report("chunker (FastCDC, 1 MiB avg)", random.len(), 3, || {
-        let n = Chunker::new(&random[..], ChunkerParams::default(), key.chunker_seed()).count();
-        assert!(n > 10);
+fn chunking(c: &mut Criterion) {
+    let key = key();
+    let input = random_bytes(64 * MIB, 1);
+    let mut chunker = StreamChunker::new(ChunkerParams::default(), key.chunker_seed());
+    let mut group = c.benchmark_group("chunker");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.sample_size(10);
+    group.bench_function("stream, 1 MiB average, 64 MiB random", |b| {
+        b.iter(|| {
+            chunker.reset();
+            let mut reader = &input[..];
+            let mut chunks = 0;
+            while let Ok(Some(_)) = chunker.next_chunk(&mut reader) {
+                chunks += 1;
+            }
+            assert!(chunks > 10, "{chunks} chunks");
+        })
     });
-    report("keyed BLAKE3 blob id", random.len(), 5, || {
-        std::hint::black_box(key.blob_id(&random));
-    });
-    let chunk = &random[..1 << 20];
-    let id = key.blob_id(chunk);
-    report("seal 1 MiB random (auto)", chunk.len(), 50, || {
-        std::hint::black_box(blob::seal(
-            &key,
-            BlobKind::Data,
-            &id,
-            chunk,
-            Compression::Auto,
-        ));
-    });
-    let tchunk = &text[..1 << 20];
-    let tid = key.blob_id(tchunk);
-    report("seal 1 MiB text (auto)", tchunk.len(), 50, || {
-        std::hint::black_box(blob::seal(
-            &key,
-            BlobKind::Data,
-            &tid,
-            tchunk,
-            Compression::Auto,
-        ));
-    });
-    let sealed = blob::seal(&key, BlobKind::Data, &tid, tchunk, Compression::Auto);
-    report("open 1 MiB text", tchunk.len(), 50, || {
-        std::hint::black_box(blob::open(&key, BlobKind::Data, &tid, &sealed, tchunk.len()).ok());
-    });
-    report("pack writer (16 x 1 MiB)", 16 << 20, 10, || {
-        let mut w = PackWriter::new();
-        for i in 0..16 {
-            let part = &random[i << 20..(i + 1) << 20];
-            w.add(
-                BlobKind::Data,
-                key.blob_id(&part[..64]),
-                part.len() as u32,
-                part,
-            );
-        }
-        std::hint::black_box(w.finish(&key));
-    });
+    group.finish();
+}
 
+fn hashing(c: &mut Criterion) {
+    let key = key();
+    let mut group = c.benchmark_group("keyed BLAKE3 blob id");
+    for size in [4 * 1024, MIB] {
+        let input = random_bytes(size, 2);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(format!("{size} bytes"), |b| {
+            b.iter(|| key.blob_id(std::hint::black_box(&input)))
+        });
+    }
+    group.finish();
+}
+
+fn sealing(c: &mut Criterion) {
+    let key = key();
+    let mut group = c.benchmark_group("blob");
+    group.throughput(Throughput::Bytes(MIB as u64));
+    for (name, plain) in [("random", random_bytes(MIB, 3)), ("text", log_text(MIB))] {
+        let id = key.blob_id(&plain);
+        group.bench_function(format!("seal 1 MiB {name} (auto compression)"), |b| {
+            b.iter(|| blob::seal(&key, BlobKind::Data, &id, &plain, Compression::Auto))
+        });
+        let sealed = blob::seal(&key, BlobKind::Data, &id, &plain, Compression::Auto);
+        group.bench_function(format!("open 1 MiB {name}"), |b| {
+            b.iter(|| {
+                let opened = blob::open(&key, BlobKind::Data, &id, &sealed, plain.len());
+                assert!(opened.is_ok());
+                opened
+            })
+        });
+    }
+    group.finish();
+}
+
+fn pack_writing(c: &mut Criterion) {
+    let key = key();
+    let blobs = random_bytes(16 * MIB, 4);
+    let mut group = c.benchmark_group("pack writer");
+    group.throughput(Throughput::Bytes(blobs.len() as u64));
+    group.sample_size(20);
+    group.bench_function("16 blobs of 1 MiB", |b| {
+        b.iter(|| {
+            let mut writer = PackWriter::new();
+            for (i, part) in blobs.chunks(MIB).enumerate() {
+                let id = key.blob_id(&(i as u64).to_le_bytes());
+                writer.add(BlobKind::Data, id, part.len() as u32, part);
+            }
+            writer.finish(&key)
+        })
+    });
+    group.finish();
+}
+
+fn index_lookups(c: &mut Criterion) {
+    let key = key();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = IndexCache::open(&dir.path().join("idx")).expect("cache");
-    let n = 200_000u32;
-    let entries: Vec<PackEntry> = (0..n)
+    let cache = IndexCache::open(&dir.path().join("index")).expect("index cache");
+    let count = 200_000u32;
+    let entries: Vec<PackEntry> = (0..count)
         .map(|i| PackEntry {
             kind: BlobKind::Data,
             id: key.blob_id(&i.to_le_bytes()),
@@ -101,31 +122,65 @@ fn main() {
             plain_length: 90,
         })
         .collect();
-    let start = Instant::now();
     for batch in entries.chunks(10_000) {
         cache
-            .merge(None, &[(cairn::id::PackId([0; 32]), batch)])
-            .expect("merge");
+            .merge(None, &[(PackId([0; 32]), batch)])
+            .expect("index merge");
     }
-    println!(
-        "index insert                 {:>9.0} entries/s",
-        f64::from(n) / start.elapsed().as_secs_f64()
-    );
-    let start = Instant::now();
-    for e in &entries {
-        assert!(cache.contains(BlobKind::Data, &e.id).expect("lookup"));
-    }
-    println!(
-        "index lookup (hit)           {:>9.0} lookups/s",
-        f64::from(n) / start.elapsed().as_secs_f64()
-    );
-    let start = Instant::now();
-    for i in 0..n {
-        let miss = key.blob_id(&(i + n).to_le_bytes());
-        assert!(!cache.contains(BlobKind::Data, &miss).expect("lookup"));
-    }
-    println!(
-        "index lookup (miss)          {:>9.0} lookups/s",
-        f64::from(n) / start.elapsed().as_secs_f64()
-    );
+    let misses: Vec<_> = (count..2 * count)
+        .map(|i| key.blob_id(&i.to_le_bytes()))
+        .collect();
+    let mut group = c.benchmark_group("index cache, 200k blobs");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("1000 lookups, hits", |b| {
+        let mut at = 0;
+        b.iter(|| {
+            for _ in 0..1000 {
+                at = (at + 7919) % entries.len();
+                let found = cache.contains(BlobKind::Data, &entries[at].id);
+                assert!(matches!(found, Ok(true)));
+            }
+        })
+    });
+    group.bench_function("1000 lookups, misses", |b| {
+        let mut at = 0;
+        b.iter(|| {
+            for _ in 0..1000 {
+                at = (at + 7919) % misses.len();
+                let found = cache.contains(BlobKind::Data, &misses[at]);
+                assert!(matches!(found, Ok(false)));
+            }
+        })
+    });
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("merge 10k entries", |b| {
+        let mut round = 0u32;
+        b.iter_batched(
+            || {
+                round += 1;
+                (0..10_000u32)
+                    .map(|i| PackEntry {
+                        kind: BlobKind::Data,
+                        id: key.blob_id(&[round.to_le_bytes(), i.to_le_bytes()].concat()),
+                        offset: u64::from(i),
+                        length: 100,
+                        plain_length: 90,
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |batch| cache.merge(None, &[(PackId([1; 32]), &batch)]),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
 }
+
+criterion_group!(
+    micro,
+    chunking,
+    hashing,
+    sealing,
+    pack_writing,
+    index_lookups
+);
+criterion_main!(micro);

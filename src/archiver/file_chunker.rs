@@ -20,9 +20,10 @@ use crate::repository::saver::PendingIds;
 use crate::repository::BlobSaver;
 use crate::tree::ContentRef;
 
-/// Files queued for the chunker thread beyond the one it is cutting. Each
-/// holds an open descriptor and its first chunk's bytes.
-const QUEUED_FILES: usize = 4;
+/// Files queued for the chunker thread beyond the one it is cutting: enough
+/// for the walk to go on past a few large files, few enough that the
+/// directories waiting for them (and their open descriptors) stay few.
+const QUEUED_FILES: usize = 2;
 
 /// Outer error: the repository failed (abort the snapshot). Inner error:
 /// the file could not be read (report it and skip it).
@@ -88,7 +89,7 @@ impl PendingFile {
 
 struct ChunkJob {
     file: File,
-    /// The bytes already read from the start of `file`.
+    /// The bytes already read from the start of `file` (usually none).
     head: Vec<u8>,
     pending: Arc<PendingFile>,
 }

@@ -662,7 +662,7 @@ impl Archiver<'_> {
             self.progress.file_done(path, meta.len(), false);
             return Ok(FileOutcome::Unchanged);
         }
-        let started = self.start_read(path);
+        let started = self.start_read(path, meta.len());
         self.readahead.done(path);
         match started? {
             Ok(pending) => Ok(FileOutcome::Read(ReadFile {
@@ -679,17 +679,25 @@ impl Archiver<'_> {
         }
     }
 
-    /// Opens a file and reads its start. A file no longer than one chunk
-    /// is handed to the saver as one blob; a longer one goes to the file
-    /// chunker. Outer error: the repository failed (abort). Inner error:
-    /// the file could not be read (report and skip).
-    fn start_read(&mut self, path: &Path) -> Result<std::io::Result<Arc<PendingFile>>> {
+    /// Opens a file listed with `listed_bytes`. One longer than the
+    /// shortest chunk goes to the file chunker; a shorter one is read here
+    /// and handed to the saver as one blob (unless it grew meanwhile).
+    /// Outer error: the repository failed (abort). Inner error: the file
+    /// could not be read (report and skip).
+    fn start_read(
+        &mut self,
+        path: &Path,
+        listed_bytes: u64,
+    ) -> Result<std::io::Result<Arc<PendingFile>>> {
         use std::io::Read;
         let mut file = match open_noatime(path) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };
         let min = u64::from(self.repo.config().chunker.min_bytes);
+        if listed_bytes > min {
+            return Ok(Ok(self.file_chunker.chunk(file, Vec::new())));
+        }
         let mut head = self.saver.buffer();
         if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
             self.saver.recycle(head);

@@ -156,8 +156,9 @@ struct Shared {
 /// A staging file untouched for this long was left by a killed run.
 const STALE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Spare plaintext buffers kept: about one per blob that can be in flight.
-const SPARE_BUFFERS: usize = 8;
+/// Spare plaintext buffers kept: about one per blob that can be in flight
+/// (queued, in a worker's hands, being filled by the two producers).
+const SPARE_BUFFERS: usize = 6;
 
 thread_local! {
     static SEAL_BUFFERS: RefCell<SealBuffers> = RefCell::new(SealBuffers::default());
@@ -279,7 +280,7 @@ impl Shared {
     }
 
     fn recycle(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() <= self.spare_buffer_limit {
+        if buffer.capacity() > 0 && buffer.capacity() <= self.spare_buffer_limit {
             let mut spares = lock(&self.spare_buffers);
             if spares.len() < SPARE_BUFFERS {
                 buffer.clear();
@@ -390,7 +391,9 @@ impl BlobSaver {
         // Finished packs wait in staging files, not in memory, so a few may
         // queue for the uploaders without growing the footprint.
         let (upload_tx, upload_rx) = sync_channel::<StagedFinished>(upload_threads * 2);
-        let (seal_tx, seal_rx) = sync_channel::<Job>(seal_threads * 2);
+        // One queued blob per worker keeps them busy; every further one is
+        // a chunk-sized buffer held for nothing.
+        let (seal_tx, seal_rx) = sync_channel::<Job>(seal_threads);
         let staging_dir = repo
             .backend()
             .staging_dir()
