@@ -12,7 +12,7 @@ use nix::sys::stat::{fchmodat, utimensat, FchmodatFlags, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, Gid, Uid};
 
-use crate::restorer::{record, Planned, RestoreStats};
+use crate::restorer::{record, Plan, RestoreStats};
 use crate::tree::{Node, NodeKind, Timestamp};
 
 fn timespec(t: Timestamp) -> TimeSpec {
@@ -81,32 +81,30 @@ fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
 
 pub(super) fn apply_all(
     target: &Path,
-    entries: &[Planned],
+    plan: &Plan,
     failed: &BTreeMap<usize, String>,
     stats: &mut RestoreStats,
 ) {
     let is_root = nix::unistd::geteuid().is_root();
-    let mut apply = |entry: &Planned| {
-        if let Err(e) = apply_one(&target.join(&entry.rel), &entry.node, is_root) {
+    let mut apply = |i: usize| {
+        let node = &plan.entries[i].node;
+        if let Err(e) = apply_one(&target.join(plan.rel(i)), node, is_root) {
             let message = format!("metadata not restored: {e}");
-            record(stats, &entry.snapshot_path, message);
+            record(stats, &plan.snapshot_path(i), message);
         }
     };
-    let is_dir = |e: &&Planned| e.node.kind == NodeKind::Dir;
-    for (_, entry) in entries
-        .iter()
-        .enumerate()
-        .filter(|(i, e)| !is_dir(e) && !failed.contains_key(i))
+    let is_dir = |i: &usize| plan.entries[*i].node.kind == NodeKind::Dir;
+    let all = 0..plan.entries.len();
+    for i in all
+        .clone()
+        .filter(|i| !is_dir(i) && !failed.contains_key(i))
     {
-        apply(entry);
+        apply(i);
     }
-    // The target directory itself (empty relative path) keeps its own metadata.
-    for entry in entries
-        .iter()
-        .rev()
-        .filter(is_dir)
-        .filter(|e| !e.rel.as_os_str().is_empty())
-    {
-        apply(entry);
+    // The directory the restore starts at is the target itself, which
+    // keeps its own metadata.
+    let below_start = |i: &usize| plan.entries[*i].parent.is_some();
+    for i in all.rev().filter(is_dir).filter(below_start) {
+        apply(i);
     }
 }

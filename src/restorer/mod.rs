@@ -14,6 +14,7 @@ mod metadata;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, PackId};
+use crate::id::BlobId;
 use crate::index::cache::BlobLocation;
 use crate::progress::Progress;
 use crate::repository::Repository;
@@ -55,65 +56,117 @@ pub struct RestoreStats {
     pub errors: Vec<RestoreError>,
 }
 
-/// One entry to restore: its path below the target and its node.
+/// Every entry to restore, parents before children.
+struct Plan {
+    entries: Vec<Planned>,
+    /// Where the restore starts in the snapshot ("/home/ann"), or the
+    /// directory above it when it starts at a file.
+    snapshot_base: PathBuf,
+}
+
+/// One entry to restore. Its path is worked out from its parent's when
+/// needed: keeping two full paths per entry cost more than the entries.
 struct Planned {
-    rel: PathBuf,
-    snapshot_path: PathBuf,
+    /// The entry of its directory; `None` for the entry the restore starts at.
+    parent: Option<usize>,
     node: Node,
     /// For a hard link: index of the entry it links to.
     link_to: Option<usize>,
 }
 
-/// Where one blob's plaintext must be written.
-struct BlobTarget {
-    id: BlobId,
-    loc: BlobLocation,
-    writes: Vec<(usize, u64)>,
+impl Plan {
+    /// The entry's path below the target: empty for the directory the
+    /// restore starts at, which is the target itself.
+    fn rel(&self, index: usize) -> PathBuf {
+        let mut names = Vec::new();
+        let mut at = Some(index);
+        while let Some(i) = at {
+            let entry = &self.entries[i];
+            if entry.parent.is_some() || entry.node.kind != NodeKind::Dir {
+                names.push(OsStr::from_bytes(&entry.node.name));
+            }
+            at = entry.parent;
+        }
+        names.iter().rev().collect()
+    }
+
+    /// The entry's path in the snapshot, for messages.
+    fn snapshot_path(&self, index: usize) -> PathBuf {
+        self.snapshot_base.join(self.rel(index))
+    }
 }
 
-/// Walks the snapshot from `start` and lists the selected entries, parents
-/// before children.
+/// One chunk of a restored file: the blob, the entry, and the offset.
+struct ChunkWrite {
+    id: BlobId,
+    entry: usize,
+    offset: u64,
+}
+
+/// One blob to restore: where it is stored, and its `ChunkWrite`s (a range
+/// of `ContentPlan::writes`, all of this blob).
+struct BlobTarget {
+    loc: BlobLocation,
+    writes: Range<usize>,
+}
+
+/// Where every restored file's chunks come from and go to.
+struct ContentPlan {
+    /// Sorted by blob id.
+    writes: Vec<ChunkWrite>,
+    /// One per blob, sorted by pack and offset.
+    blobs: Vec<BlobTarget>,
+}
+
+impl ContentPlan {
+    fn writes_of(&self, blob: &BlobTarget) -> &[ChunkWrite] {
+        &self.writes[blob.writes.clone()]
+    }
+
+    /// The blobs grouped by pack.
+    fn packs(&self) -> Vec<&[BlobTarget]> {
+        self.blobs
+            .chunk_by(|a, b| a.loc.pack == b.loc.pack)
+            .collect()
+    }
+}
+
+/// Walks the snapshot from `node` and adds the selected entries to `out`,
+/// parents before children. `Ok(false)` when nothing was selected.
 fn plan_entries(
     repo: &Repository,
-    node: &Node,
+    node: Node,
+    parent: Option<usize>,
     snapshot_path: &Path,
-    rel: &Path,
     filter: Option<&Filter>,
     out: &mut Vec<Planned>,
 ) -> Result<bool> {
     let is_dir = node.kind == NodeKind::Dir;
+    // The directory the restore starts at is taken whole.
+    let is_start_dir = parent.is_none() && is_dir;
     let decision = match filter {
-        Some(f) if !rel.as_os_str().is_empty() => {
-            f.decide(snapshot_path.as_os_str().as_bytes(), is_dir)
-        }
+        Some(f) if !is_start_dir => f.decide(snapshot_path.as_os_str().as_bytes(), is_dir),
         _ => Decision::Include,
     };
     if decision == Decision::Exclude || (decision == Decision::Scan && !is_dir) {
         return Ok(false);
     }
     let index = out.len();
+    let subtree = node.subtree;
     out.push(Planned {
-        rel: rel.to_path_buf(),
-        snapshot_path: snapshot_path.to_path_buf(),
-        node: node.clone(),
+        parent,
+        node,
         link_to: None,
     });
     if !is_dir {
         return Ok(true);
     }
     let mut any = false;
-    if let Some(subtree) = &node.subtree {
+    if let Some(subtree) = &subtree {
         let tree = repo.load_tree(subtree)?;
-        for child in &tree.nodes {
-            let name = OsStr::from_bytes(&child.name);
-            any |= plan_entries(
-                repo,
-                child,
-                &snapshot_path.join(name),
-                &rel.join(name),
-                filter,
-                out,
-            )?;
+        for child in tree.nodes {
+            let path = snapshot_path.join(OsStr::from_bytes(&child.name));
+            any |= plan_entries(repo, child, Some(index), &path, filter, out)?;
         }
     }
     if decision == Decision::Scan && !any {
@@ -165,25 +218,32 @@ pub fn restore(
     let start_path = options.subpath.clone().unwrap_or_else(|| "/".to_string());
     let start = find_node(repo, snapshot, &start_path)?;
     check_target(&options.target, options.overwrite)?;
-    let mut entries = Vec::new();
-    let rel_root = if start.kind == NodeKind::Dir {
-        PathBuf::new()
-    } else {
-        PathBuf::from(OsStr::from_bytes(&start.name))
+    let start_path = PathBuf::from(start_path);
+    let snapshot_base = match start.kind {
+        NodeKind::Dir => start_path.clone(),
+        _ => start_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
     };
+    let mut entries = Vec::new();
     plan_entries(
         repo,
-        &start,
-        Path::new(&start_path),
-        &rel_root,
+        start,
+        None,
+        &start_path,
         options.filter.as_ref(),
         &mut entries,
     )?;
-    link_hard_links(&mut entries);
+    let mut plan = Plan {
+        entries,
+        snapshot_base,
+    };
+    link_hard_links(&mut plan.entries);
     let mut stats = RestoreStats::default();
-    create_entries(&options.target, &entries, &mut stats);
-    let failed = write_contents(repo, &options.target, &entries, progress, &mut stats)?;
-    metadata::apply_all(&options.target, &entries, &failed, &mut stats);
+    create_entries(&options.target, &plan, &mut stats);
+    let failed = write_contents(repo, &options.target, &mut plan, progress, &mut stats)?;
+    metadata::apply_all(&options.target, &plan, &failed, &mut stats);
     Ok(stats)
 }
 
@@ -211,11 +271,11 @@ fn record(stats: &mut RestoreStats, path: &Path, message: impl ToString) {
     });
 }
 
-fn create_entries(target: &Path, entries: &[Planned], stats: &mut RestoreStats) {
-    for entry in entries {
-        let path = target.join(&entry.rel);
-        if let Err(e) = create_one(target, entry, entries, &path) {
-            record(stats, &entry.snapshot_path, e);
+fn create_entries(target: &Path, plan: &Plan, stats: &mut RestoreStats) {
+    for (i, entry) in plan.entries.iter().enumerate() {
+        let path = target.join(plan.rel(i));
+        if let Err(e) = create_one(target, entry, plan, &path) {
+            record(stats, &plan.snapshot_path(i), e);
             continue;
         }
         match entry.node.kind {
@@ -234,11 +294,11 @@ fn remove_existing(path: &Path) {
     }
 }
 
-fn create_one(target: &Path, entry: &Planned, all: &[Planned], path: &Path) -> std::io::Result<()> {
+fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::io::Result<()> {
     let node = &entry.node;
     if let Some(j) = entry.link_to {
         remove_existing(path);
-        return std::fs::hard_link(target.join(&all[j].rel), path);
+        return std::fs::hard_link(target.join(plan.rel(j)), path);
     }
     match node.kind {
         NodeKind::Dir => match std::fs::create_dir(path) {
@@ -287,47 +347,51 @@ fn create_one(target: &Path, entry: &Planned, all: &[Planned], path: &Path) -> s
     }
 }
 
-/// Groups the blobs every restored file needs by pack.
-fn plan_packs(
+/// Lists the blobs every restored file needs, grouped by pack. Takes the
+/// files' chunk lists out of the plan: they are not needed again.
+fn plan_contents(
     repo: &Repository,
-    entries: &[Planned],
+    plan: &mut Plan,
     failed: &mut BTreeMap<usize, String>,
-) -> Result<BTreeMap<PackId, Vec<BlobTarget>>> {
-    let mut by_blob: HashMap<BlobId, BlobTarget> = HashMap::new();
-    for (i, entry) in entries.iter().enumerate() {
+) -> Result<ContentPlan> {
+    let mut writes = Vec::new();
+    for (i, entry) in plan.entries.iter_mut().enumerate() {
         if entry.node.kind != NodeKind::File || entry.link_to.is_some() {
             continue;
         }
         let mut offset = 0u64;
-        for chunk in &entry.node.content {
-            match repo.lookup_blob(BlobKind::Data, &chunk.0)? {
-                Some(loc) => by_blob
-                    .entry(chunk.0)
-                    .or_insert_with(|| BlobTarget {
-                        id: chunk.0,
-                        loc,
-                        writes: Vec::new(),
-                    })
-                    .writes
-                    .push((i, offset)),
-                None => {
-                    failed.insert(
-                        i,
-                        format!("data blob {} is missing from the index", chunk.0.short()),
-                    );
-                }
-            }
+        for chunk in std::mem::take(&mut entry.node.content) {
+            writes.push(ChunkWrite {
+                id: chunk.0,
+                entry: i,
+                offset,
+            });
             offset += u64::from(chunk.1);
         }
     }
-    let mut by_pack: BTreeMap<PackId, Vec<BlobTarget>> = BTreeMap::new();
-    for target in by_blob.into_values() {
-        by_pack.entry(target.loc.pack).or_default().push(target);
+    writes.sort_unstable_by_key(|w| w.id);
+    let mut blobs = Vec::new();
+    let mut missing = Vec::new();
+    let mut start = 0;
+    for run in writes.chunk_by(|a, b| a.id == b.id) {
+        let range = start..start + run.len();
+        start = range.end;
+        match repo.lookup_blob(BlobKind::Data, &run[0].id)? {
+            Some(loc) => blobs.push(BlobTarget { loc, writes: range }),
+            None => missing.push(range),
+        }
     }
-    for blobs in by_pack.values_mut() {
-        blobs.sort_by_key(|b| b.loc.offset);
+    for range in missing {
+        let message = format!(
+            "data blob {} is missing from the index",
+            writes[range.start].id.short()
+        );
+        for write in &writes[range] {
+            failed.insert(write.entry, message.clone());
+        }
     }
-    Ok(by_pack)
+    blobs.sort_unstable_by_key(|b| (b.loc.pack, b.loc.offset));
+    Ok(ContentPlan { writes, blobs })
 }
 
 /// Reads each pack once and writes its blobs into the files. Returns the
@@ -335,17 +399,17 @@ fn plan_packs(
 fn write_contents(
     repo: &Repository,
     target: &Path,
-    entries: &[Planned],
+    plan: &mut Plan,
     progress: &dyn Progress,
     stats: &mut RestoreStats,
 ) -> Result<BTreeMap<usize, String>> {
     let mut failed = BTreeMap::new();
-    let by_pack = plan_packs(repo, entries, &mut failed)?;
+    let contents = plan_contents(repo, plan, &mut failed)?;
+    let plan = &*plan;
     let failures = Mutex::new(Vec::<(usize, String)>::new());
     let written = std::sync::atomic::AtomicU64::new(0);
-    let packs: Vec<_> = by_pack.into_iter().collect();
-    packs.par_iter().for_each(|(pack, blobs)| {
-        let outcome = restore_pack(repo, target, entries, pack, blobs, progress, &written);
+    contents.packs().par_iter().for_each(|blobs| {
+        let outcome = restore_pack(repo, target, plan, &contents, blobs, progress, &written);
         if let Err(list) = outcome {
             if let Ok(mut f) = failures.lock() {
                 f.extend(list);
@@ -359,7 +423,7 @@ fn write_contents(
     for (i, message) in &failed {
         record(
             stats,
-            &entries[*i].snapshot_path,
+            &plan.snapshot_path(*i),
             format!("contents not restored: {message}"),
         );
     }
@@ -369,8 +433,8 @@ fn write_contents(
 fn restore_pack(
     repo: &Repository,
     target: &Path,
-    entries: &[Planned],
-    pack: &PackId,
+    plan: &Plan,
+    contents: &ContentPlan,
     blobs: &[BlobTarget],
     progress: &dyn Progress,
     written: &std::sync::atomic::AtomicU64,
@@ -380,6 +444,7 @@ fn restore_pack(
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
         };
+        let pack = &first.loc.pack;
         let start = first.loc.offset;
         let end = last.loc.offset + u64::from(last.loc.length);
         let bytes = match repo
@@ -391,8 +456,8 @@ fn restore_pack(
                 // Only this window's files lose contents; the other
                 // windows of the pack are still read.
                 let message = format!("pack {}: {e}", pack.short());
-                let writes = group.iter().flat_map(|b| b.writes.iter());
-                failures.extend(writes.map(|w| (w.0, message.clone())));
+                let writes = group.iter().flat_map(|b| contents.writes_of(b));
+                failures.extend(writes.map(|w| (w.entry, message.clone())));
                 continue;
             }
         };
@@ -400,13 +465,15 @@ fn restore_pack(
             let from = (blob.loc.offset - start) as usize;
             let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
                 let message = format!("pack {}: read returned too few bytes", pack.short());
-                failures.extend(blob.writes.iter().map(|w| (w.0, message.clone())));
+                let writes = contents.writes_of(blob);
+                failures.extend(writes.iter().map(|w| (w.entry, message.clone())));
                 continue;
             };
-            if !write_blob(repo, target, entries, blob, stored, &mut failures) {
+            let writes = contents.writes_of(blob);
+            if !write_blob(repo, target, plan, &blob.loc, writes, stored, &mut failures) {
                 continue;
             }
-            let bytes = u64::from(blob.loc.plain_length) * blob.writes.len() as u64;
+            let bytes = u64::from(blob.loc.plain_length) * writes.len() as u64;
             written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             progress.bytes_read(bytes);
         }
@@ -445,15 +512,19 @@ fn read_windows(blobs: &[BlobTarget]) -> Vec<&[BlobTarget]> {
 fn write_blob(
     repo: &Repository,
     target: &Path,
-    entries: &[Planned],
-    blob: &BlobTarget,
+    plan: &Plan,
+    loc: &BlobLocation,
+    writes: &[ChunkWrite],
     stored: &[u8],
     failures: &mut Vec<(usize, String)>,
 ) -> bool {
-    let plain = match repo.open_stored_blob(BlobKind::Data, &blob.id, &blob.loc, stored) {
+    let Some(id) = writes.first().map(|w| w.id) else {
+        return true;
+    };
+    let plain = match repo.open_stored_blob(BlobKind::Data, &id, loc, stored) {
         Ok(plain) => plain,
         Err(e) => {
-            failures.extend(blob.writes.iter().map(|w| (w.0, e.to_string())));
+            failures.extend(writes.iter().map(|w| (w.entry, e.to_string())));
             return false;
         }
     };
@@ -462,8 +533,11 @@ fn write_blob(
         // All zeros: the file was created at full length, a hole already.
         return true;
     }
-    for &(i, offset) in &blob.writes {
-        let path = target.join(&entries[i].rel);
+    for &ChunkWrite {
+        entry: i, offset, ..
+    } in writes
+    {
+        let path = target.join(plan.rel(i));
         let result = OpenOptions::new().write(true).open(&path).and_then(|f| {
             runs.iter()
                 .try_for_each(|&(from, to)| f.write_all_at(&plain[from..to], offset + from as u64))
@@ -499,18 +573,18 @@ fn data_runs(data: &[u8]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::PackId;
 
     #[test]
     fn read_windows_bound_each_read() {
         let blob = |offset: u64, length: u32| BlobTarget {
-            id: BlobId([0; 32]),
             loc: BlobLocation {
                 pack: PackId([0; 32]),
                 offset,
                 length,
                 plain_length: length,
             },
-            writes: Vec::new(),
+            writes: 0..0,
         };
         let mib: u32 = 1 << 20;
         let at = |n: u32| u64::from(n * mib);
