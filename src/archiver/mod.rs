@@ -2,6 +2,13 @@
 //! chunks through a `BlobSaver`, store trees bottom-up, and write the
 //! snapshot last.
 //!
+//! Three kinds of thread share the work. This one walks, compares with the
+//! parent snapshot and reads small files whole; the file chunker
+//! (`file_chunker`) reads and cuts larger files; the saver's workers hash,
+//! dedup, compress and encrypt every chunk. A directory whose files are
+//! still being cut or hashed is stored later (`Unfinished`), so the walk
+//! goes on meanwhile.
+//!
 //! Files whose size, mtime, ctime and inode match the parent snapshot's entry
 //! are not opened: their blob list is reused. Entries that vanish or cannot
 //! be read are reported through `Progress` and skipped; the snapshot is still
@@ -31,8 +38,10 @@ use crate::walker::filter::Decision;
 use crate::walker::{self, IdNames, Selection};
 
 mod file_chunker;
+mod prefetch;
 mod readahead;
 use file_chunker::{FileChunker, PendingFile};
+use prefetch::Prefetch;
 use readahead::{Ahead, ReadAhead};
 
 pub struct SnapshotOptions {
@@ -92,7 +101,8 @@ struct Entry {
 /// What a node still waits for. A read file waits for its chunks to be cut
 /// and hashed; a directory waits for such files in it, so the archiver
 /// walks on while the file chunker works. Only directories with a file
-/// still being read wait, and the chunker's queue bounds those files.
+/// still being read wait, and the chunker's and saver's queues bound those
+/// files.
 enum Unfinished {
     File(ReadFile),
     Dir(Box<UnfinishedDir>),
@@ -185,6 +195,7 @@ struct Archiver<'a> {
     errors: Vec<EntryError>,
     root_device: u64,
     readahead: ReadAhead,
+    prefetch: Prefetch,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -256,6 +267,7 @@ pub fn snapshot(
             errors: Vec::new(),
             root_device,
             readahead: ReadAhead::new(),
+            prefetch: Prefetch::spawn(scope, sources.clone(), &options.selection, root_device),
         };
         let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
         Ok::<_, Error>((root_tree, archiver.summary, archiver.errors))
@@ -519,7 +531,7 @@ impl Archiver<'_> {
     /// Archives a directory's selected entries. `parent` is the parent
     /// snapshot's tree of it.
     fn dir(&mut self, path: &Path, parent: Option<Tree>) -> Result<DirOutcome> {
-        self.readahead.done(path);
+        self.prefetch.entered();
         let entries = match walker::read_dir_sorted(path) {
             Ok(entries) => entries,
             Err(e) => {
@@ -527,12 +539,13 @@ impl Archiver<'_> {
                 return Ok(DirOutcome::Stored(self.save_tree(Tree::default())?, 0));
             }
         };
-        // Files first, then subdirectories: the order the read-ahead plan
-        // follows. (Trees are sorted when stored, so order is free.)
+        // Files first, then subdirectories: the read-ahead follows the
+        // files, the prefetch walk the subdirectories. (Trees are sorted
+        // when stored, so order is free.)
         let (files, dirs): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .partition(|(_, meta)| !meta.as_ref().is_ok_and(|m| m.is_dir()));
-        self.plan_reads(path, &files, &dirs, parent.as_ref());
+        self.plan_reads(path, &files, parent.as_ref());
         let mut builder = TreeBuilder::default();
         for (name, meta) in files.into_iter().chain(dirs) {
             let child = path.join(&name);
@@ -597,13 +610,12 @@ impl Archiver<'_> {
         Ok(self.place_dir(node, dir.old_id, id, selected, dir.drop_if_empty))
     }
 
-    /// Tells the read-ahead which of a directory's entries will be read:
+    /// Tells the read-ahead which of a directory's files will be read:
     /// selected, non-empty regular files that changed since the parent.
     fn plan_reads(
         &self,
         dir: &Path,
         files: &[(std::ffi::OsString, std::io::Result<Metadata>)],
-        dirs: &[(std::ffi::OsString, std::io::Result<Metadata>)],
         parent: Option<&Tree>,
     ) {
         let files = files.iter().filter_map(|(name, meta)| {
@@ -616,20 +628,12 @@ impl Archiver<'_> {
                 return None;
             }
             let path = dir.join(name);
-            (self.selection.decide(&path, false) == Decision::Include)
-                .then_some(Ahead::File(path, meta.len()))
+            (self.selection.decide(&path, false) == Decision::Include).then_some(Ahead {
+                path,
+                bytes: meta.len(),
+            })
         });
-        let subdirs = dirs.iter().filter_map(|(name, meta)| {
-            // Never list what the archiver will not enter: above all not
-            // another (perhaps network) file system under --one-file-system.
-            let other_fs = meta
-                .as_ref()
-                .is_ok_and(|m| self.selection.one_file_system && m.dev() != self.root_device);
-            let path = dir.join(name);
-            (!other_fs && self.selection.decide(&path, true) != Decision::Exclude)
-                .then_some(Ahead::Dir(path))
-        });
-        self.readahead.plan(files.chain(subdirs).collect());
+        self.readahead.plan(files.collect());
     }
 
     fn count_deleted(&mut self, parent: &Tree, now: &Tree) {

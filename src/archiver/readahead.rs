@@ -3,14 +3,10 @@
 //! threads ask the kernel to start reading the files the archiver will read
 //! next (`posix_fadvise(WILLNEED)`, which only queues the I/O), keeping a
 //! bounded window ahead of the archiver, so those waits overlap.
-//!
-//! The same threads list the subdirectories the archiver will enter next and
-//! `lstat`s their entries, so their inodes are cached when the archiver
-//! gets there: an unchanged snapshot is mostly that metadata.
+//! (Directories are warmed by the `prefetch` walk.)
 //!
 //! The archiver plans the files of a directory in the order it will read
-//! them, then its subdirectories, and reports each file when it is done
-//! with it. Hints are only hints: an entry that changes or vanishes
+//! them, and reports each file when it is done with it. Hints are only hints: an entry that changes or vanishes
 //! meanwhile costs nothing but a wasted read.
 
 use std::collections::VecDeque;
@@ -26,30 +22,17 @@ const FILE_BYTES: u64 = 8 << 20;
 /// Hint threads: they mostly wait for the disk, and a disk (or virtual
 /// disk) serves several requests at once.
 const THREADS: usize = 4;
-/// What a directory listing counts against the window.
-const DIR_BYTES: u64 = 256 << 10;
 
-/// Something the archiver will read soon.
+/// A file the archiver will read soon, and its size.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ahead {
-    /// A file and its size.
-    File(PathBuf, u64),
-    /// A directory whose entries will be examined.
-    Dir(PathBuf),
+pub struct Ahead {
+    pub path: PathBuf,
+    pub bytes: u64,
 }
 
 impl Ahead {
-    fn path(&self) -> &Path {
-        match self {
-            Ahead::File(path, _) | Ahead::Dir(path) => path,
-        }
-    }
-
     fn counted_bytes(&self) -> u64 {
-        match self {
-            Ahead::File(_, bytes) => (*bytes).min(FILE_BYTES),
-            Ahead::Dir(_) => DIR_BYTES,
-        }
+        self.bytes.min(FILE_BYTES)
     }
 }
 
@@ -108,7 +91,7 @@ impl ReadAhead {
             for (_, bytes) in state.window.drain(..=at).collect::<Vec<_>>() {
                 state.window_bytes -= bytes;
             }
-        } else if let Some(at) = state.queue.iter().position(|a| a.path() == path) {
+        } else if let Some(at) = state.queue.iter().position(|a| a.path == path) {
             // The hints fell behind: skip what the archiver already read.
             let hinted: u64 = state.window.iter().map(|(_, b)| b).sum();
             state.window.clear();
@@ -153,14 +136,10 @@ fn hint_loop(shared: &Shared) {
             }
         };
         let counted = next.counted_bytes();
-        match &next {
-            Ahead::File(path, _) => hint_file(path, counted),
-            Ahead::Dir(path) => hint_dir(path),
-        }
+        hint_file(&next.path, counted);
         let mut state = lock(shared);
         state.window_bytes += counted;
-        let (Ahead::File(path, _) | Ahead::Dir(path)) = next;
-        state.window.push_back((path, counted));
+        state.window.push_back((next.path, counted));
     }
 }
 
@@ -172,16 +151,6 @@ fn hint_file(path: &Path, bytes: u64) {
         // the advice has no effect on memory safety.
         unsafe {
             libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_WILLNEED);
-        }
-    }
-}
-
-/// Lists a directory and `lstat`s its entries, which pulls their inodes
-/// into the kernel's cache; the results themselves are dropped.
-fn hint_dir(path: &Path) {
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            let _ = entry.metadata();
         }
     }
 }
@@ -198,9 +167,11 @@ mod tests {
             let path = dir.path().join(format!("f{i}"));
             std::fs::write(&path, vec![1u8; 4096]).unwrap();
             // Counted as 8 MiB each: the window holds six of them.
-            plan.push(Ahead::File(path, 1 << 30));
+            plan.push(Ahead {
+                path,
+                bytes: 1 << 30,
+            });
         }
-        plan.push(Ahead::Dir(dir.path().to_path_buf()));
         let ahead = ReadAhead::new();
         ahead.plan(plan);
         let settled = |ahead: &ReadAhead| {
@@ -223,7 +194,7 @@ mod tests {
         let (_, waiting_after) = settled(&ahead);
         assert!(waiting_after < waiting, "{waiting_after} vs {waiting}");
         // Done with the last one: nothing is left to hint.
-        ahead.done(dir.path());
+        ahead.done(&dir.path().join("f49"));
         assert!(lock(&ahead.shared).queue.is_empty());
         drop(ahead);
     }
