@@ -88,10 +88,29 @@ impl PendingFile {
 }
 
 struct ChunkJob {
-    file: File,
+    file: Option<File>,
     /// The bytes already read from the start of `file` (usually none).
     head: Vec<u8>,
     pending: Arc<PendingFile>,
+    answered: bool,
+}
+
+impl ChunkJob {
+    fn answer(&mut self, cut: Cut) {
+        self.pending.finish(cut);
+        self.answered = true;
+    }
+}
+
+impl Drop for ChunkJob {
+    /// A job dropped unanswered (its thread panicked, or stopped with jobs
+    /// queued) still answers, so the archiver never waits forever.
+    fn drop(&mut self) {
+        if !self.answered {
+            let stopped = std::io::Error::other("the file chunker stopped before this file");
+            self.pending.finish(Ok(Err(stopped)));
+        }
+    }
 }
 
 /// The handle the archiver keeps; dropping it stops the thread after the
@@ -114,9 +133,9 @@ impl FileChunker {
         let cancelled = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&cancelled);
         scope.spawn(move || {
-            for job in queue {
-                let pending = Arc::clone(&job.pending);
-                pending.finish(cut_file(&mut chunker, saver, progress, &stop, job));
+            for mut job in queue {
+                let cut = cut_file(&mut chunker, saver, progress, &stop, &mut job);
+                job.answer(cut);
             }
         });
         FileChunker {
@@ -130,14 +149,15 @@ impl FileChunker {
     pub(super) fn chunk(&self, file: File, head: Vec<u8>) -> Arc<PendingFile> {
         let pending = PendingFile::new(PendingIds::new());
         let job = ChunkJob {
-            file,
+            file: Some(file),
             head,
             pending: Arc::clone(&pending),
+            answered: false,
         };
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
-        if !matches!(sent, Some(Ok(()))) {
-            // Only when the thread died, which the scope reports on exit.
-            pending.finish(Ok(Err(std::io::Error::other("the chunker thread stopped"))));
+        if let Some(jobs) = &self.jobs {
+            // A job that cannot be sent (the thread died, which the scope
+            // reports on exit) answers as it is dropped.
+            let _ = jobs.send(job);
         }
         pending
     }
@@ -155,13 +175,12 @@ fn cut_file(
     saver: &BlobSaver,
     progress: &dyn Progress,
     stop: &AtomicBool,
-    job: ChunkJob,
+    job: &mut ChunkJob,
 ) -> Cut {
-    let ChunkJob {
-        file,
-        head,
-        pending,
-    } = job;
+    let Some(file) = job.file.take() else {
+        return Ok(Err(std::io::Error::other("the file was handed over twice")));
+    };
+    let head = std::mem::take(&mut job.head);
     let mut stream = std::io::Cursor::new(head).chain(file);
     chunker.reset();
     let mut lengths = Vec::new();
@@ -181,7 +200,7 @@ fn cut_file(
         data.extend_from_slice(chunk);
         progress.bytes_read(data.len() as u64);
         lengths.push(data.len() as u32);
-        saver.save_data_later(data, &pending.ids)?;
+        saver.save_data_later(data, &job.pending.ids)?;
     }
     let (head, _) = stream.into_inner();
     saver.recycle(head.into_inner());

@@ -1,16 +1,16 @@
 //! `BlobSaver`: the write half of the snapshot pipeline.
 //!
-//! The caller hands over plaintext blobs on one thread. A pool of workers
-//! (one per core) computes ids, skips blobs the index already has, and seals
-//! new ones (compress + encrypt), appending them to one open pack per blob
-//! kind, staged in a local file (`staging`). Data blobs go to the workers
-//! before their id is known (`save_data_later`), so the caller's thread only
-//! reads and chunks; it collects a file's ids from `PendingIds` when it needs
-//! them for the tree. Full packs go
-//! to upload workers. Every few packs, and at `finish`, an index file naming
-//! the uploaded packs is written; a pack is never named by an index file
-//! before it is stored. Channels are bounded and buffers are recycled, so
-//! memory stays flat however much data flows through.
+//! Callers (any number of threads) hand over plaintext blobs. A pool of
+//! workers (one per core) computes ids, skips blobs the index already has,
+//! and seals new ones (compress + encrypt), appending them to one open pack
+//! per blob kind, staged in a local file (`staging`). Data blobs go to the
+//! workers before their id is known (`save_data_later`), so the callers'
+//! threads only read and chunk; a caller collects a file's ids from
+//! `PendingIds` when it needs them for the tree. Full packs go to upload
+//! workers. Every few packs, and at `finish`, an index file naming the
+//! uploaded packs is written; a pack is never named by an index file before
+//! it is stored. Channels are bounded and buffers are recycled, so memory
+//! stays flat however much data flows through.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
