@@ -7,7 +7,9 @@
 //! (`file_chunker`) reads and cuts larger files; the saver's workers hash,
 //! dedup, compress and encrypt every chunk. A directory whose files are
 //! still being cut or hashed is stored later (`Unfinished`), so the walk
-//! goes on meanwhile.
+//! goes on meanwhile. Two helpers only warm the kernel's caches: the
+//! `prefetch` walk lists directories ahead, and `readahead` asks for the
+//! files about to be read.
 //!
 //! Files whose size, mtime, ctime and inode match the parent snapshot's entry
 //! are not opened: their blob list is reused. Entries that vanish or cannot
