@@ -251,10 +251,7 @@ pub fn snapshot(
     for source in &sources {
         trie.insert(source);
     }
-    let root_device = sources
-        .first()
-        .and_then(|p| p.symlink_metadata().ok())
-        .map_or(0, |m| m.dev());
+    let root_device = walker::root_device(&sources);
     let saver = repo.blob_saver(options.saver.clone());
     let (root_tree, mut summary, errors) = std::thread::scope(|scope| {
         let chunker = StreamChunker::new(repo.config().chunker, repo.key().chunker_seed());
@@ -470,7 +467,7 @@ impl Archiver<'_> {
         let mut unfinished = None;
         match node.kind {
             NodeKind::Dir => {
-                let other_fs = self.selection.one_file_system && meta.dev() != self.root_device;
+                let other_fs = self.selection.is_other_file_system(meta, self.root_device);
                 let old_tree = parent_subtree(self.repo, parent, name.as_bytes());
                 let outcome = if other_fs {
                     DirOutcome::Stored(self.save_tree(Tree::default())?, 0)

@@ -8,14 +8,12 @@
 
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Duration;
 
-use crate::walker::filter::Decision;
 use crate::walker::Selection;
 
 /// Directories listed ahead of the archiver: enough to keep the disk busy,
@@ -110,11 +108,12 @@ impl Walk<'_> {
         subdirs.iter().all(|sub| self.dir(sub))
     }
 
-    /// Whether the archiver will enter this entry as a directory. Never
-    /// another (perhaps network) file system under --one-file-system.
+    /// Whether the archiver will enter this entry as a directory: the same
+    /// selection, and never another (perhaps network) file system under
+    /// --one-file-system.
     fn enters(&self, path: &Path, meta: &Metadata) -> bool {
         meta.is_dir()
-            && !(self.selection.one_file_system && meta.dev() != self.root_device)
-            && self.selection.decide(path, true) != Decision::Exclude
+            && !self.selection.is_other_file_system(meta, self.root_device)
+            && self.selection.admit(path, meta, false).is_some()
     }
 }

@@ -82,6 +82,12 @@ impl Selection {
         (!skipped).then_some(decision)
     }
 
+    /// Whether an entry lies on another file system than the first source
+    /// (`root_device`) while `--one-file-system` keeps the snapshot off them.
+    pub fn is_other_file_system(&self, meta: &Metadata, root_device: u64) -> bool {
+        self.one_file_system && meta.dev() != root_device
+    }
+
     pub fn excludes_by_size(&self, meta: &Metadata) -> bool {
         meta.is_file() && self.exclude_larger_than.is_some_and(|max| meta.len() > max)
     }
@@ -104,6 +110,15 @@ pub fn absolute_source(path: &Path) -> std::io::Result<std::path::PathBuf> {
     Ok(out)
 }
 
+/// The device of the first source path, which `--one-file-system` keeps
+/// the snapshot on (0 when it cannot be read).
+pub fn root_device(sources: &[std::path::PathBuf]) -> u64 {
+    sources
+        .first()
+        .and_then(|p| p.symlink_metadata().ok())
+        .map_or(0, |m| m.dev())
+}
+
 /// The bytes of the regular files a snapshot of `sources` would select: a
 /// metadata-only walk applying the same selection as the archiver, so the
 /// ETA of a backup of `/` with `--exclude /proc` does not count (or walk)
@@ -113,10 +128,7 @@ pub fn selected_file_bytes(sources: &[std::path::PathBuf], selection: &Selection
         .iter()
         .filter_map(|p| absolute_source(p).ok())
         .collect();
-    let root_device = sources
-        .first()
-        .and_then(|p| p.symlink_metadata().ok())
-        .map_or(0, |m| m.dev());
+    let root_device = root_device(&sources);
     sources
         .iter()
         .filter_map(|p| Some((p.symlink_metadata().ok()?, p)))
@@ -137,8 +149,7 @@ fn selected_bytes(
     if meta.is_file() {
         return meta.len();
     }
-    let other_fs = selection.one_file_system && meta.dev() != root_device;
-    if !meta.is_dir() || other_fs {
+    if !meta.is_dir() || selection.is_other_file_system(meta, root_device) {
         return 0;
     }
     let Ok(entries) = read_dir_sorted(path) else {
