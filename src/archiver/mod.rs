@@ -140,8 +140,12 @@ struct PendingTree {
 #[derive(Default)]
 struct TreeBuilder {
     tree: Tree,
-    /// Node indexes and what those nodes wait for.
-    unfinished: Vec<(usize, Unfinished)>,
+    /// Node indexes of files still being read, and those files. Kept apart
+    /// from `dirs`: the sweep after each waiting subdirectory looks at the
+    /// few directories only, not at every file of a large directory.
+    files: Vec<(usize, ReadFile)>,
+    /// Node indexes of subdirectories still waiting, and those directories.
+    dirs: Vec<(usize, Box<UnfinishedDir>)>,
     /// Indexes of nodes to leave out (removed last: the indexes above
     /// must stay valid).
     dropped: Vec<usize>,
@@ -149,24 +153,19 @@ struct TreeBuilder {
 
 impl TreeBuilder {
     fn push(&mut self, entry: Entry) {
-        if let Some(unfinished) = entry.unfinished {
-            self.unfinished.push((self.tree.nodes.len(), unfinished));
+        let index = self.tree.nodes.len();
+        match entry.unfinished {
+            Some(Unfinished::File(read)) => self.files.push((index, read)),
+            Some(Unfinished::Dir(dir)) => self.dirs.push((index, dir)),
+            None => {}
         }
         self.tree.nodes.push(entry.node);
     }
 
     /// Whether finishing would not wait.
     fn is_ready(&self) -> bool {
-        self.unfinished.iter().all(|(_, u)| u.is_ready())
-    }
-}
-
-impl Unfinished {
-    fn is_ready(&self) -> bool {
-        match self {
-            Unfinished::File(read) => read.pending.is_ready(),
-            Unfinished::Dir(dir) => dir.tree.builder.is_ready(),
-        }
+        self.files.iter().all(|(_, read)| read.pending.is_ready())
+            && self.dirs.iter().all(|(_, dir)| dir.tree.builder.is_ready())
     }
 }
 
@@ -388,24 +387,19 @@ impl Archiver<'_> {
     /// Waits for what a directory's entries wait for and completes their
     /// nodes; entries that turn out unreadable or empty are left out.
     fn finish_tree(&mut self, mut builder: TreeBuilder) -> Result<Tree> {
-        for (index, unfinished) in std::mem::take(&mut builder.unfinished) {
-            let node = &mut builder.tree.nodes[index];
-            let kept = match unfinished {
-                Unfinished::Dir(dir) => self.finish_dir(node, *dir)?,
-                Unfinished::File(read) => match read.pending.wait()? {
-                    Ok(content) => {
-                        self.file_read(node, &read, content);
-                        true
-                    }
-                    Err(e) => {
-                        self.summary.source_entries -= 1;
-                        self.summary.source_bytes -= read.listed_bytes;
-                        self.report(&read.path, e.to_string());
-                        false
-                    }
-                },
-            };
-            if !kept {
+        for (index, read) in std::mem::take(&mut builder.files) {
+            match read.pending.wait()? {
+                Ok(content) => self.file_read(&mut builder.tree.nodes[index], &read, content),
+                Err(e) => {
+                    self.summary.source_entries -= 1;
+                    self.summary.source_bytes -= read.listed_bytes;
+                    self.report(&read.path, e.to_string());
+                    builder.dropped.push(index);
+                }
+            }
+        }
+        for (index, dir) in std::mem::take(&mut builder.dirs) {
+            if !self.finish_dir(&mut builder.tree.nodes[index], *dir)? {
                 builder.dropped.push(index);
             }
         }
@@ -590,15 +584,13 @@ impl Archiver<'_> {
 
     /// Stores the waiting subdirectories whose files are all read.
     fn finish_ready_dirs(&mut self, builder: &mut TreeBuilder) -> Result<()> {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut builder.unfinished)
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut builder.dirs)
             .into_iter()
-            .partition(|(_, u)| matches!(u, Unfinished::Dir(_)) && u.is_ready());
-        builder.unfinished = waiting;
-        for (index, unfinished) in ready {
-            if let Unfinished::Dir(dir) = unfinished {
-                if !self.finish_dir(&mut builder.tree.nodes[index], *dir)? {
-                    builder.dropped.push(index);
-                }
+            .partition(|(_, dir)| dir.tree.builder.is_ready());
+        builder.dirs = waiting;
+        for (index, dir) in ready {
+            if !self.finish_dir(&mut builder.tree.nodes[index], *dir)? {
+                builder.dropped.push(index);
             }
         }
         Ok(())
