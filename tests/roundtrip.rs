@@ -46,6 +46,12 @@ fn build_everything(src: &Path) -> bool {
         src.join("odd-link"),
     )
     .unwrap();
+    // One chunk each (below the minimum chunk size), ending in zero blocks
+    // or all zeros: restored whole by a content worker, holes included.
+    let mut zero_tail = random_bytes(100_000, 4);
+    zero_tail.resize(400_000, 0);
+    write(&src.join("zero-tail.bin"), &zero_tail);
+    write(&src.join("zeros.bin"), &[0u8; 300_000]);
     write(&src.join("hard1"), b"hard linked content");
     std::fs::hard_link(src.join("hard1"), src.join("dir/hard2")).unwrap();
     nix::unistd::mkfifo(
@@ -65,6 +71,9 @@ fn build_everything(src: &Path) -> bool {
     chmod(&src.join("sticky"), 0o1777);
     write(&src.join("private"), b"secret");
     chmod(&src.join("private"), 0o600);
+    // Bits a usual umask (022) takes from newly created files.
+    write(&src.join("shared"), b"for the group");
+    chmod(&src.join("shared"), 0o666);
     let xattrs_ok = xattr::set(src.join("tiny"), "user.cairn.test", b"value\x00\xff").is_ok();
     if is_root() {
         nix::sys::stat::mknod(
@@ -168,9 +177,14 @@ fn restore_refuses_non_empty_target_without_overwrite() {
     env.init();
     let src = env.path("src");
     write(&src.join("a"), b"new contents");
+    write(&src.join("b"), b"restored over a symlink");
     env.snapshot(&[src.to_str().unwrap()]);
     let target = env.path("t");
     write(&target.join("a"), b"old");
+    // An entry in the way is replaced, never written through.
+    let outside = env.path("outside");
+    write(&outside, b"must stay");
+    std::os::unix::fs::symlink(&outside, target.join("b")).unwrap();
     let spec = format!("latest:{}", src.display());
     let out = env.run(&["restore", &spec, "--target", target.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -188,6 +202,10 @@ fn restore_refuses_non_empty_target_without_overwrite() {
         "--overwrite",
     ]);
     assert_eq!(std::fs::read(target.join("a")).unwrap(), b"new contents");
+    let b = target.join("b");
+    assert!(b.symlink_metadata().unwrap().is_file());
+    assert_eq!(std::fs::read(&b).unwrap(), b"restored over a symlink");
+    assert_eq!(std::fs::read(&outside).unwrap(), b"must stay");
 }
 
 #[test]
@@ -215,4 +233,29 @@ fn restore_include_and_exclude_select_paths() {
     assert_eq!(std::fs::read(base.join("keep/a.txt")).unwrap(), b"a");
     assert!(!base.join("keep/skip.log").exists());
     assert!(!base.join("other").exists());
+}
+
+#[test]
+fn owners_are_restored_into_a_set_group_id_target() {
+    if !is_root() {
+        eprintln!("skipped: only root restores ownership");
+        return;
+    }
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("dir/root-owned"), b"gid 0");
+    write(&src.join("top"), b"also gid 0");
+    let target = env.path("t");
+    std::fs::create_dir(&target).unwrap();
+    nix::unistd::chown(&target, None, Some(4242.into())).unwrap();
+    chmod(&target, 0o2775);
+    env.snapshot(&[src.to_str().unwrap()]);
+    // New entries in a set-group-ID directory take its group; the
+    // restore must still give them the group they had.
+    env.restore(&format!("latest:{}", src.display()), &target);
+    for name in ["top", "dir/root-owned", "dir"] {
+        let meta = target.join(name).symlink_metadata().unwrap();
+        assert_eq!(meta.gid(), 0, "{name}");
+    }
 }

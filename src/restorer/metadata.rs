@@ -1,16 +1,22 @@
 //! Setting restored entries' metadata: ownership (as root), permissions,
-//! extended attributes and times, after contents are written. Directories go
-//! last and deepest first, so creating their children does not change
+//! extended attributes and times, after contents are written. A file with
+//! one chunk gets its metadata from the worker that wrote it, through the
+//! open descriptor; the rest are set here at the end: files, then
+//! directories deepest first, so creating their children does not change
 //! their times afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::sys::stat::{fchmodat, utimensat, FchmodatFlags, Mode, UtimensatFlags};
+use nix::sys::stat::{fchmod, fchmodat, futimens, utimensat, FchmodatFlags, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchownat, Gid, Uid};
+use nix::unistd::{fchown, fchownat, Gid, Uid};
+use xattr::FileExt;
 
 use crate::restorer::{record, Plan, RestoreStats};
 use crate::tree::{Node, NodeKind, Timestamp};
@@ -19,49 +25,158 @@ fn timespec(t: Timestamp) -> TimeSpec {
     TimeSpec::new(t.secs, i64::from(t.nanos))
 }
 
-/// The uid/gid to restore: by name when the name exists here, else numeric.
-fn owner(node: &Node) -> (u32, u32) {
-    let uid = node
-        .user
-        .as_deref()
-        .and_then(|n| nix::unistd::User::from_name(n).ok().flatten())
-        .map_or(node.uid, |u| u.uid.as_raw());
-    let gid = node
-        .group
-        .as_deref()
-        .and_then(|n| nix::unistd::Group::from_name(n).ok().flatten())
-        .map_or(node.gid, |g| g.gid.as_raw());
-    (uid, gid)
+/// How a snapshot's metadata maps onto this machine. Only root may give
+/// files away; for root the snapshot's user and group names are looked up
+/// once each, since every lookup reads `/etc/passwd` or asks nscd. A file
+/// the restore creates may already have the owner and mode it needs, and
+/// then needs no `chown` or `chmod`: on many small files each is a tenth of
+/// the restore's time in the kernel.
+pub(super) struct Owners {
+    is_root: bool,
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+    /// The owner of a file the restore creates, when known for certain.
+    creates_as: Option<(Uid, Gid)>,
+    /// The process's umask, when known (`/proc/self/status`).
+    umask: Option<u32>,
 }
 
-fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
+impl Owners {
+    /// `fresh_target`: the target was empty or missing, so every directory
+    /// below it was made by this restore.
+    pub(super) fn for_plan(plan: &Plan, target: &Path, fresh_target: bool) -> Owners {
+        let mut owners = Owners {
+            is_root: nix::unistd::geteuid().is_root(),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            creates_as: None,
+            umask: umask(),
+        };
+        // A set-group-ID directory hands its group down to new entries.
+        let setgid = |p: &Path| p.metadata().map_or(true, |m| m.mode() & 0o2000 != 0);
+        if fresh_target && !setgid(target) {
+            owners.creates_as = Some((nix::unistd::geteuid(), nix::unistd::getegid()));
+        }
+        if !owners.is_root {
+            return owners;
+        }
+        for node in plan.entries.iter().map(|e| &e.node) {
+            if let Some(name) = node.user.as_deref() {
+                if !owners.users.contains_key(name) {
+                    if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+                        owners.users.insert(name.to_string(), user.uid.as_raw());
+                    }
+                }
+            }
+            if let Some(name) = node.group.as_deref() {
+                if !owners.groups.contains_key(name) {
+                    if let Ok(Some(group)) = nix::unistd::Group::from_name(name) {
+                        owners.groups.insert(name.to_string(), group.gid.as_raw());
+                    }
+                }
+            }
+        }
+        owners
+    }
+
+    /// The uid/gid to restore: by name when the name exists here, else
+    /// numeric.
+    fn ids(&self, node: &Node) -> (Uid, Gid) {
+        let uid = node.user.as_deref().and_then(|n| self.users.get(n));
+        let gid = node.group.as_deref().and_then(|n| self.groups.get(n));
+        (
+            Uid::from_raw(uid.copied().unwrap_or(node.uid)),
+            Gid::from_raw(gid.copied().unwrap_or(node.gid)),
+        )
+    }
+}
+
+/// The umask from `/proc/self/status`: `umask(2)` cannot read it without
+/// changing it for every thread for a moment.
+fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// The permission bits to create a file with; `chmod` after writing fixes
+/// what the umask takes away.
+pub(super) fn create_mode(node: &Node) -> u32 {
+    node.mode & 0o777
+}
+
+/// A restored entry, by path or (for a file still open) by descriptor.
+enum Target<'a> {
+    Path(&'a Path),
+    File(&'a File),
+}
+
+impl Target<'_> {
+    fn chown(&self, (uid, gid): (Uid, Gid)) -> nix::Result<()> {
+        match self {
+            Target::Path(path) => fchownat(
+                None,
+                *path,
+                Some(uid),
+                Some(gid),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ),
+            Target::File(file) => fchown(file.as_raw_fd(), Some(uid), Some(gid)),
+        }
+    }
+
+    fn chmod(&self, mode: Mode) -> nix::Result<()> {
+        match self {
+            Target::Path(path) => fchmodat(None, *path, mode, FchmodatFlags::FollowSymlink),
+            Target::File(file) => fchmod(file.as_raw_fd(), mode),
+        }
+    }
+
+    fn set_xattr(&self, name: &OsStr, value: &[u8]) -> std::io::Result<()> {
+        match self {
+            Target::Path(path) => xattr::set(path, name, value),
+            Target::File(file) => file.set_xattr(name, value),
+        }
+    }
+
+    fn set_times(&self, atime: &TimeSpec, mtime: &TimeSpec) -> nix::Result<()> {
+        match self {
+            Target::Path(path) => {
+                utimensat(None, *path, atime, mtime, UtimensatFlags::NoFollowSymlink)
+            }
+            Target::File(file) => futimens(file.as_raw_fd(), atime, mtime),
+        }
+    }
+}
+
+/// `created`: the entry is a file this restore just created with
+/// `create_mode`, so what it already has need not be set again.
+fn apply_one(
+    target: Target<'_>,
+    node: &Node,
+    owners: &Owners,
+    created: bool,
+) -> std::io::Result<()> {
     if node.kind == NodeKind::Socket {
         return Ok(());
     }
-    if is_root {
-        let (uid, gid) = owner(node);
-        fchownat(
-            None,
-            path,
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )?;
+    let ids = owners.ids(node);
+    let owned = created && owners.creates_as == Some(ids);
+    if owners.is_root && !owned {
+        target.chown(ids)?;
     }
-    if node.kind != NodeKind::Symlink {
+    let has_mode = created
+        && owners
+            .umask
+            .is_some_and(|umask| create_mode(node) & !umask == node.mode & 0o7777);
+    if node.kind != NodeKind::Symlink && !has_mode {
         // After chown: chown clears setuid/setgid bits.
-        fchmodat(
-            None,
-            path,
-            Mode::from_bits_truncate(node.mode),
-            FchmodatFlags::FollowSymlink,
-        )?;
+        target.chmod(Mode::from_bits_truncate(node.mode))?;
     }
     for x in &node.xattrs {
-        let name = OsStr::from_bytes(&x.name);
         // Some attributes (e.g. security.*) need privileges; others may not
         // be supported by the target file system. Neither loses data.
-        let _ = xattr::set(path, name, &x.value);
+        let _ = target.set_xattr(OsStr::from_bytes(&x.name), &x.value);
     }
     // Snapshots do not record atime; the modification time stands in.
     let atime = if node.atime == Timestamp::default() {
@@ -69,36 +184,37 @@ fn apply_one(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
     } else {
         node.atime
     };
-    utimensat(
-        None,
-        path,
-        &timespec(atime),
-        &timespec(node.mtime),
-        UtimensatFlags::NoFollowSymlink,
-    )?;
+    target.set_times(&timespec(atime), &timespec(node.mtime))?;
     Ok(())
 }
 
+/// Sets the metadata of a file just created with `create_mode`, through its
+/// open descriptor, after its last write.
+pub(super) fn apply_to_created(file: &File, node: &Node, owners: &Owners) -> std::io::Result<()> {
+    apply_one(Target::File(file), node, owners, true)
+}
+
+/// Sets the metadata of every entry not failed and not already done by the
+/// worker that wrote it.
 pub(super) fn apply_all(
     target: &Path,
     plan: &Plan,
+    owners: &Owners,
     failed: &BTreeMap<usize, String>,
     stats: &mut RestoreStats,
 ) {
-    let is_root = nix::unistd::geteuid().is_root();
     let mut apply = |i: usize| {
         let node = &plan.entries[i].node;
-        if let Err(e) = apply_one(&target.join(plan.rel(i)), node, is_root) {
+        let path = target.join(plan.rel(i));
+        if let Err(e) = apply_one(Target::Path(&path), node, owners, false) {
             let message = format!("metadata not restored: {e}");
             record(stats, &plan.snapshot_path(i), message);
         }
     };
     let is_dir = |i: &usize| plan.entries[*i].node.kind == NodeKind::Dir;
     let all = 0..plan.entries.len();
-    for i in all
-        .clone()
-        .filter(|i| !is_dir(i) && !failed.contains_key(i))
-    {
+    let left = |i: &usize| !plan.entries[*i].written_whole && !failed.contains_key(i);
+    for i in all.clone().filter(|i| !is_dir(i)).filter(left) {
         apply(i);
     }
     // The directory the restore starts at is the target itself, which

@@ -1,22 +1,28 @@
 //! Restoring a snapshot (or part of it) into a directory.
 //!
 //! The restore is planned first: every selected entry, and for every pack the
-//! blobs it must deliver and where they go. Then directories and empty files
-//! of the right length are created (so all-zero chunks stay holes), packs
-//! are read once each (several at a time), their blobs decrypted, checked and
-//! written at their offsets, and metadata is set last: files, then
-//! directories deepest first, so writing contents never disturbs times.
+//! blobs it must deliver and where they go. Then directories, and files of
+//! several chunks at their full length (so all-zero chunks stay holes), are
+//! created; packs are read once each (several at a time), their blobs
+//! decrypted, checked and written at their offsets. Most files are one
+//! chunk: the worker that writes that chunk also creates the file and sets
+//! its metadata, through one open descriptor, on all cores. The remaining
+//! metadata is set last: files, then directories deepest first, so writing
+//! contents never disturbs times.
 //! A blob that fails to load makes the files that need it fail, by name; the
-//! rest of the restore goes on.
+//! rest of the restore goes on. A file of one chunk that failed is not
+//! created; a larger one keeps what was written of it.
 
 mod metadata;
+
+use metadata::Owners;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -72,6 +78,10 @@ struct Planned {
     node: Node,
     /// For a hard link: index of the entry it links to.
     link_to: Option<usize>,
+    /// A file of one chunk, not hard-linked: the worker that writes the
+    /// chunk creates the file and sets its metadata, so nothing else opens
+    /// or names it.
+    written_whole: bool,
 }
 
 impl Plan {
@@ -157,6 +167,7 @@ fn plan_entries(
         parent,
         node,
         link_to: None,
+        written_whole: false,
     });
     if !is_dir {
         return Ok(true);
@@ -194,16 +205,20 @@ fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Node>
     Ok(node)
 }
 
-fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+/// Checks the target is empty or may be overwritten, creating it when it is
+/// missing. `true` when it holds entries that restored ones may replace.
+fn check_target(target: &Path, overwrite: bool) -> Result<bool> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => {
-            if entries.next().is_some() && !overwrite {
+            let occupied = entries.next().is_some();
+            if occupied && !overwrite {
                 return Err(Error::TargetNotEmpty(target.to_path_buf()));
             }
-            Ok(())
+            Ok(occupied)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))
+            std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+            Ok(false)
         }
         Err(e) => Err(Error::io(target, e)),
     }
@@ -217,7 +232,7 @@ pub fn restore(
 ) -> Result<RestoreStats> {
     let start_path = options.subpath.clone().unwrap_or_else(|| "/".to_string());
     let start = find_node(repo, snapshot, &start_path)?;
-    check_target(&options.target, options.overwrite)?;
+    let occupied = check_target(&options.target, options.overwrite)?;
     let start_path = PathBuf::from(start_path);
     let snapshot_base = match start.kind {
         NodeKind::Dir => start_path.clone(),
@@ -240,11 +255,35 @@ pub fn restore(
         snapshot_base,
     };
     link_hard_links(&mut plan.entries);
+    mark_written_whole(&mut plan.entries);
+    let owners = Owners::for_plan(&plan, &options.target, !occupied);
     let mut stats = RestoreStats::default();
-    create_entries(&options.target, &plan, &mut stats);
-    let failed = write_contents(repo, &options.target, &mut plan, progress, &mut stats)?;
-    metadata::apply_all(&options.target, &plan, &failed, &mut stats);
+    create_entries(&options.target, &plan, occupied, &mut stats);
+    let failed = write_contents(
+        repo,
+        &options.target,
+        &mut plan,
+        &owners,
+        progress,
+        &mut stats,
+    )?;
+    metadata::apply_all(&options.target, &plan, &owners, &failed, &mut stats);
     Ok(stats)
+}
+
+/// Marks the files the worker writing their only chunk can restore whole.
+/// A file another entry hard-links to must exist before the link is made.
+fn mark_written_whole(entries: &mut [Planned]) {
+    let mut linked_to = vec![false; entries.len()];
+    for j in entries.iter().filter_map(|e| e.link_to) {
+        linked_to[j] = true;
+    }
+    for (entry, linked_to) in entries.iter_mut().zip(linked_to) {
+        entry.written_whole = entry.node.kind == NodeKind::File
+            && entry.node.content.len() == 1
+            && entry.link_to.is_none()
+            && !linked_to;
+    }
 }
 
 /// Marks later occurrences of a multiply-linked inode as links to the first.
@@ -271,10 +310,20 @@ fn record(stats: &mut RestoreStats, path: &Path, message: impl ToString) {
     });
 }
 
-fn create_entries(target: &Path, plan: &Plan, stats: &mut RestoreStats) {
+/// Creates what the content workers do not: directories, links, special
+/// files and files of several chunks (or none). With `replace`, an existing
+/// entry in the way is removed first, so writing never follows it.
+fn create_entries(target: &Path, plan: &Plan, replace: bool, stats: &mut RestoreStats) {
     for (i, entry) in plan.entries.iter().enumerate() {
         let path = target.join(plan.rel(i));
-        if let Err(e) = create_one(target, entry, plan, &path) {
+        if replace && !matches!(entry.node.kind, NodeKind::Dir | NodeKind::Socket) {
+            remove_existing(&path);
+        }
+        let created = match entry.written_whole {
+            true => Ok(()),
+            false => create_one(target, entry, plan, &path),
+        };
+        if let Err(e) = created {
             record(stats, &plan.snapshot_path(i), e);
             continue;
         }
@@ -297,7 +346,6 @@ fn remove_existing(path: &Path) {
 fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::io::Result<()> {
     let node = &entry.node;
     if let Some(j) = entry.link_to {
-        remove_existing(path);
         return std::fs::hard_link(target.join(plan.rel(j)), path);
     }
     match node.kind {
@@ -306,16 +354,17 @@ fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::
             other => other,
         },
         NodeKind::File => {
-            remove_existing(path);
             let file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(path)?;
-            file.set_len(node.size)
+            match node.size {
+                0 => Ok(()),
+                size => file.set_len(size),
+            }
         }
         NodeKind::Symlink => {
-            remove_existing(path);
             let target = node
                 .link_target
                 .as_deref()
@@ -324,13 +373,11 @@ fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::
             std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
         }
         NodeKind::Fifo => {
-            remove_existing(path);
             nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .map_err(std::io::Error::from)
         }
         NodeKind::Socket => Ok(()),
         NodeKind::CharDevice | NodeKind::BlockDevice => {
-            remove_existing(path);
             let kind = if node.kind == NodeKind::CharDevice {
                 nix::sys::stat::SFlag::S_IFCHR
             } else {
@@ -400,16 +447,23 @@ fn write_contents(
     repo: &Repository,
     target: &Path,
     plan: &mut Plan,
+    owners: &Owners,
     progress: &dyn Progress,
     stats: &mut RestoreStats,
 ) -> Result<BTreeMap<usize, String>> {
     let mut failed = BTreeMap::new();
     let contents = plan_contents(repo, plan, &mut failed)?;
     let plan = &*plan;
-    let failures = Mutex::new(Vec::<(usize, String)>::new());
+    let failures = Mutex::new(Vec::<(usize, Failure)>::new());
     let written = std::sync::atomic::AtomicU64::new(0);
+    let writer = ContentWriter {
+        repo,
+        target,
+        plan,
+        owners,
+    };
     contents.packs().par_iter().for_each(|blobs| {
-        let outcome = restore_pack(repo, target, plan, &contents, blobs, progress, &written);
+        let outcome = writer.restore_pack(&contents, blobs, progress, &written);
         if let Err(list) = outcome {
             if let Ok(mut f) = failures.lock() {
                 f.extend(list);
@@ -417,8 +471,13 @@ fn write_contents(
         }
     });
     stats.bytes = written.into_inner();
-    for (i, message) in failures.into_inner().unwrap_or_default() {
-        failed.entry(i).or_insert(message);
+    for (i, failure) in failures.into_inner().unwrap_or_default() {
+        match failure {
+            Failure::Contents(message) => {
+                failed.entry(i).or_insert(message);
+            }
+            Failure::Metadata(message) => record(stats, &plan.snapshot_path(i), message),
+        }
     }
     for (i, message) in &failed {
         record(
@@ -430,58 +489,137 @@ fn write_contents(
     Ok(failed)
 }
 
-fn restore_pack(
-    repo: &Repository,
-    target: &Path,
-    plan: &Plan,
-    contents: &ContentPlan,
-    blobs: &[BlobTarget],
-    progress: &dyn Progress,
-    written: &std::sync::atomic::AtomicU64,
-) -> std::result::Result<(), Vec<(usize, String)>> {
-    let mut failures = Vec::new();
-    for group in read_windows(blobs) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        let pack = &first.loc.pack;
-        let start = first.loc.offset;
-        let end = last.loc.offset + u64::from(last.loc.length);
-        let bytes = match repo
-            .backend()
-            .read_range(&pack.object_name(), start, end - start)
-        {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                // Only this window's files lose contents; the other
-                // windows of the pack are still read.
-                let message = format!("pack {}: {e}", pack.short());
-                let writes = group.iter().flat_map(|b| contents.writes_of(b));
-                failures.extend(writes.map(|w| (w.entry, message.clone())));
-                continue;
-            }
-        };
-        for blob in group {
-            let from = (blob.loc.offset - start) as usize;
-            let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
-                let message = format!("pack {}: read returned too few bytes", pack.short());
-                let writes = contents.writes_of(blob);
-                failures.extend(writes.iter().map(|w| (w.entry, message.clone())));
+/// Why one entry was not fully restored.
+enum Failure {
+    Contents(String),
+    /// Only for a file written whole: its contents are in place.
+    Metadata(String),
+}
+
+fn fail_writes(failures: &mut Vec<(usize, Failure)>, writes: &[ChunkWrite], message: &str) {
+    let each = writes.iter();
+    failures.extend(each.map(|w| (w.entry, Failure::Contents(message.to_string()))));
+}
+
+/// What every content worker needs to place blobs.
+struct ContentWriter<'a> {
+    repo: &'a Repository,
+    target: &'a Path,
+    plan: &'a Plan,
+    owners: &'a Owners,
+}
+
+impl ContentWriter<'_> {
+    fn restore_pack(
+        &self,
+        contents: &ContentPlan,
+        blobs: &[BlobTarget],
+        progress: &dyn Progress,
+        written: &std::sync::atomic::AtomicU64,
+    ) -> std::result::Result<(), Vec<(usize, Failure)>> {
+        let mut failures = Vec::new();
+        for group in read_windows(blobs) {
+            let (Some(first), Some(last)) = (group.first(), group.last()) else {
                 continue;
             };
-            let writes = contents.writes_of(blob);
-            if !write_blob(repo, target, plan, &blob.loc, writes, stored, &mut failures) {
-                continue;
+            let pack = &first.loc.pack;
+            let start = first.loc.offset;
+            let end = last.loc.offset + u64::from(last.loc.length);
+            let bytes =
+                match self
+                    .repo
+                    .backend()
+                    .read_range(&pack.object_name(), start, end - start)
+                {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        // Only this window's files lose contents; the other
+                        // windows of the pack are still read.
+                        let message = format!("pack {}: {e}", pack.short());
+                        for blob in group {
+                            fail_writes(&mut failures, contents.writes_of(blob), &message);
+                        }
+                        continue;
+                    }
+                };
+            for blob in group {
+                let writes = contents.writes_of(blob);
+                let from = (blob.loc.offset - start) as usize;
+                let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
+                    let message = format!("pack {}: read returned too few bytes", pack.short());
+                    fail_writes(&mut failures, writes, &message);
+                    continue;
+                };
+                let plain = match self.open_blob(&blob.loc, writes, stored) {
+                    Ok(plain) => plain,
+                    Err(message) => {
+                        fail_writes(&mut failures, writes, &message);
+                        continue;
+                    }
+                };
+                for write in writes {
+                    if let Err(failure) = self.write_chunk(write, &plain) {
+                        failures.push((write.entry, failure));
+                    }
+                }
+                let bytes = u64::from(blob.loc.plain_length) * writes.len() as u64;
+                written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                progress.bytes_read(bytes);
             }
-            let bytes = u64::from(blob.loc.plain_length) * writes.len() as u64;
-            written.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-            progress.bytes_read(bytes);
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures)
+
+    fn open_blob(
+        &self,
+        loc: &BlobLocation,
+        writes: &[ChunkWrite],
+        stored: &[u8],
+    ) -> std::result::Result<Vec<u8>, String> {
+        let Some(id) = writes.first().map(|w| w.id) else {
+            return Ok(Vec::new());
+        };
+        self.repo
+            .open_stored_blob(BlobKind::Data, &id, loc, stored)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes one chunk into its file, leaving aligned zero blocks as holes.
+    /// A file written whole is created here, and its metadata set.
+    fn write_chunk(&self, write: &ChunkWrite, plain: &[u8]) -> std::result::Result<(), Failure> {
+        let entry = &self.plan.entries[write.entry];
+        let path = self.target.join(self.plan.rel(write.entry));
+        let contents = |e: std::io::Error| Failure::Contents(format!("{}: {e}", path.display()));
+        let runs = data_runs(plain);
+        if runs.is_empty() && !entry.written_whole {
+            // All zeros: the file was created at full length, a hole already.
+            return Ok(());
+        }
+        let mut options = OpenOptions::new();
+        options.write(true);
+        if entry.written_whole {
+            let mode = metadata::create_mode(&entry.node);
+            options.create(true).truncate(true).mode(mode);
+        }
+        let file = options.open(&path).map_err(contents)?;
+        for &(from, to) in &runs {
+            file.write_all_at(&plain[from..to], write.offset + from as u64)
+                .map_err(contents)?;
+        }
+        if !entry.written_whole {
+            return Ok(());
+        }
+        if runs.last().map_or(0, |run| run.1) < plain.len() {
+            // Zero blocks at the end were skipped: the length makes them
+            // a hole.
+            file.set_len(entry.node.size).map_err(contents)?;
+        }
+        metadata::apply_to_created(&file, &entry.node, self.owners)
+            .map_err(|e| Failure::Metadata(format!("metadata not restored: {e}")))
     }
 }
 
@@ -505,48 +643,6 @@ fn read_windows(blobs: &[BlobTarget]) -> Vec<&[BlobTarget]> {
         windows.push(&blobs[first..]);
     }
     windows
-}
-
-/// Opens one blob and writes it wherever the plan wants it. `false` when
-/// the blob did not open (the failure is recorded for each file).
-fn write_blob(
-    repo: &Repository,
-    target: &Path,
-    plan: &Plan,
-    loc: &BlobLocation,
-    writes: &[ChunkWrite],
-    stored: &[u8],
-    failures: &mut Vec<(usize, String)>,
-) -> bool {
-    let Some(id) = writes.first().map(|w| w.id) else {
-        return true;
-    };
-    let plain = match repo.open_stored_blob(BlobKind::Data, &id, loc, stored) {
-        Ok(plain) => plain,
-        Err(e) => {
-            failures.extend(writes.iter().map(|w| (w.entry, e.to_string())));
-            return false;
-        }
-    };
-    let runs = data_runs(&plain);
-    if runs.is_empty() {
-        // All zeros: the file was created at full length, a hole already.
-        return true;
-    }
-    for &ChunkWrite {
-        entry: i, offset, ..
-    } in writes
-    {
-        let path = target.join(plan.rel(i));
-        let result = OpenOptions::new().write(true).open(&path).and_then(|f| {
-            runs.iter()
-                .try_for_each(|&(from, to)| f.write_all_at(&plain[from..to], offset + from as u64))
-        });
-        if let Err(e) = result {
-            failures.push((i, format!("{}: {e}", path.display())));
-        }
-    }
-    true
 }
 
 /// Granularity of hole detection: a zero run this long and aligned is left
