@@ -43,7 +43,17 @@ struct State {
     /// Hinted, not yet reported done, with the bytes counted for each.
     window: VecDeque<(PathBuf, u64)>,
     window_bytes: u64,
+    /// Hint threads waiting for work.
+    idle: usize,
     stop: bool,
+}
+
+impl State {
+    /// Whether an idle hint thread could hint something now. Waking one
+    /// for nothing costs two context switches, once per file read.
+    fn wants_a_thread(&self) -> bool {
+        self.idle > 0 && !self.queue.is_empty() && self.window_bytes < WINDOW_BYTES
+    }
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -79,8 +89,11 @@ impl ReadAhead {
         if items.is_empty() || self.threads.is_empty() {
             return;
         }
-        lock(&self.shared).queue.extend(items);
-        self.shared.1.notify_all();
+        let mut state = lock(&self.shared);
+        state.queue.extend(items);
+        if state.wants_a_thread() {
+            self.shared.1.notify_one();
+        }
     }
 
     /// The archiver is done with `path` (and with everything planned
@@ -98,8 +111,9 @@ impl ReadAhead {
             state.window_bytes -= hinted;
             state.queue.drain(..=at);
         }
-        drop(state);
-        self.shared.1.notify_all();
+        if state.wants_a_thread() {
+            self.shared.1.notify_one();
+        }
     }
 }
 
@@ -129,10 +143,16 @@ fn hint_loop(shared: &Shared) {
                 }
                 if state.window_bytes < WINDOW_BYTES {
                     if let Some(next) = state.queue.pop_front() {
+                        if state.wants_a_thread() {
+                            // Plenty to hint: another thread helps.
+                            shared.1.notify_one();
+                        }
                         break next;
                     }
                 }
+                state.idle += 1;
                 state = shared.1.wait(state).unwrap_or_else(|e| e.into_inner());
+                state.idle -= 1;
             }
         };
         let counted = next.counted_bytes();

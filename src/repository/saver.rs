@@ -15,8 +15,9 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use crate::backend::Backend;
@@ -90,6 +91,9 @@ pub struct PendingIds {
 struct IdSlots {
     ids: Vec<Option<BlobId>>,
     missing: usize,
+    /// Threads in `wait`: a notify is a system call even when nobody
+    /// waits, and most files are complete before anyone asks.
+    waiting: usize,
 }
 
 impl PendingIds {
@@ -110,7 +114,7 @@ impl PendingIds {
             *slot = Some(id);
             slots.missing -= 1;
         }
-        if slots.missing == 0 {
+        if slots.missing == 0 && slots.waiting > 0 {
             self.filled.notify_all();
         }
     }
@@ -123,12 +127,14 @@ impl PendingIds {
     /// Waits until every chunk handed over so far has its id, in order.
     pub fn wait(&self) -> Vec<BlobId> {
         let mut slots = lock(&self.slots);
+        slots.waiting += 1;
         while slots.missing > 0 {
             slots = self
                 .filled
                 .wait(slots)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        slots.waiting -= 1;
         slots.ids.iter().flatten().copied().collect()
     }
 }
@@ -142,7 +148,7 @@ struct Shared {
     staging_dir: PathBuf,
     pending: Mutex<HashSet<(BlobKind, BlobId)>>,
     packers: [Mutex<Option<StagedPack>>; 2],
-    upload_tx: Mutex<Option<SyncSender<StagedFinished>>>,
+    upload_tx: Mutex<Option<Sender<StagedFinished>>>,
     unindexed: Mutex<Vec<IndexedPack>>,
     /// Plaintext buffers back from the seal workers, for the caller's next
     /// blobs: a steady set of buffers instead of an allocation per chunk.
@@ -354,7 +360,7 @@ impl Shared {
 
 pub struct BlobSaver {
     shared: Arc<Shared>,
-    seal_tx: Option<SyncSender<Job>>,
+    seal_tx: Option<Sender<Job>>,
     seal_workers: Vec<JoinHandle<()>>,
     upload_workers: Vec<JoinHandle<()>>,
 }
@@ -365,16 +371,13 @@ fn spawn_workers<T: Send + 'static>(
     shared: &Arc<Shared>,
     work: fn(&Shared, T),
 ) -> Vec<JoinHandle<()>> {
-    let rx = Arc::new(Mutex::new(rx));
     (0..count)
         .map(|_| {
-            let rx = Arc::clone(&rx);
+            let rx = rx.clone();
             let shared = Arc::clone(shared);
-            std::thread::spawn(move || loop {
-                let next = lock(&rx).recv();
-                match next {
-                    Ok(item) => work(&shared, item),
-                    Err(_) => break,
+            std::thread::spawn(move || {
+                for item in rx {
+                    work(&shared, item);
                 }
             })
         })
@@ -390,10 +393,10 @@ impl BlobSaver {
         let upload_threads = options.upload_threads.max(1);
         // Finished packs wait in staging files, not in memory, so a few may
         // queue for the uploaders without growing the footprint.
-        let (upload_tx, upload_rx) = sync_channel::<StagedFinished>(upload_threads * 2);
+        let (upload_tx, upload_rx) = bounded::<StagedFinished>(upload_threads * 2);
         // One queued blob per worker keeps them busy; every further one is
         // a chunk-sized buffer held for nothing.
-        let (seal_tx, seal_rx) = sync_channel::<Job>(seal_threads);
+        let (seal_tx, seal_rx) = bounded::<Job>(seal_threads);
         let staging_dir = repo
             .backend()
             .staging_dir()
