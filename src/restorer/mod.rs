@@ -315,17 +315,17 @@ fn record(stats: &mut RestoreStats, path: &Path, message: impl ToString) {
 /// entry in the way is removed first, so writing never follows it.
 fn create_entries(target: &Path, plan: &Plan, replace: bool, stats: &mut RestoreStats) {
     for (i, entry) in plan.entries.iter().enumerate() {
-        let path = target.join(plan.rel(i));
-        if replace && !matches!(entry.node.kind, NodeKind::Dir | NodeKind::Socket) {
-            remove_existing(&path);
-        }
-        let created = match entry.written_whole {
-            true => Ok(()),
-            false => create_one(target, entry, plan, &path),
-        };
-        if let Err(e) = created {
-            record(stats, &plan.snapshot_path(i), e);
-            continue;
+        if replace || !entry.written_whole {
+            let path = target.join(plan.rel(i));
+            if replace && !matches!(entry.node.kind, NodeKind::Dir | NodeKind::Socket) {
+                remove_existing(&path);
+            }
+            if !entry.written_whole {
+                if let Err(e) = create_one(target, entry, plan, &path) {
+                    record(stats, &plan.snapshot_path(i), e);
+                    continue;
+                }
+            }
         }
         match entry.node.kind {
             NodeKind::Dir => stats.dirs += 1,
