@@ -33,8 +33,9 @@ fn timespec(t: Timestamp) -> TimeSpec {
 /// the restore's time in the kernel.
 pub(super) struct Owners {
     is_root: bool,
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
+    /// Local ids by name; `None` for names unknown here.
+    users: HashMap<String, Option<u32>>,
+    groups: HashMap<String, Option<u32>>,
     /// The owner of a file the restore creates, when known for certain.
     creates_as: Option<(Uid, Gid)>,
     /// The process's umask, when known (`/proc/self/status`).
@@ -61,20 +62,14 @@ impl Owners {
             return owners;
         }
         for node in plan.entries.iter().map(|e| &e.node) {
-            if let Some(name) = node.user.as_deref() {
-                if !owners.users.contains_key(name) {
-                    if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
-                        owners.users.insert(name.to_string(), user.uid.as_raw());
-                    }
-                }
-            }
-            if let Some(name) = node.group.as_deref() {
-                if !owners.groups.contains_key(name) {
-                    if let Ok(Some(group)) = nix::unistd::Group::from_name(name) {
-                        owners.groups.insert(name.to_string(), group.gid.as_raw());
-                    }
-                }
-            }
+            look_up(&mut owners.users, node.user.as_deref(), |name| {
+                let user = nix::unistd::User::from_name(name).ok()??;
+                Some(user.uid.as_raw())
+            });
+            look_up(&mut owners.groups, node.group.as_deref(), |name| {
+                let group = nix::unistd::Group::from_name(name).ok()??;
+                Some(group.gid.as_raw())
+            });
         }
         owners
     }
@@ -82,12 +77,25 @@ impl Owners {
     /// The uid/gid to restore: by name when the name exists here, else
     /// numeric.
     fn ids(&self, node: &Node) -> (Uid, Gid) {
-        let uid = node.user.as_deref().and_then(|n| self.users.get(n));
-        let gid = node.group.as_deref().and_then(|n| self.groups.get(n));
+        let uid = node.user.as_deref().and_then(|n| *self.users.get(n)?);
+        let gid = node.group.as_deref().and_then(|n| *self.groups.get(n)?);
         (
-            Uid::from_raw(uid.copied().unwrap_or(node.uid)),
-            Gid::from_raw(gid.copied().unwrap_or(node.gid)),
+            Uid::from_raw(uid.unwrap_or(node.uid)),
+            Gid::from_raw(gid.unwrap_or(node.gid)),
         )
+    }
+}
+
+/// Looks `name` up once, remembering a miss too.
+fn look_up(
+    known: &mut HashMap<String, Option<u32>>,
+    name: Option<&str>,
+    find: impl Fn(&str) -> Option<u32>,
+) {
+    if let Some(name) = name {
+        if !known.contains_key(name) {
+            known.insert(name.to_string(), find(name));
+        }
     }
 }
 
@@ -222,5 +230,26 @@ pub(super) fn apply_all(
     let below_start = |i: &usize| plan.entries[*i].parent.is_some();
     for i in all.rev().filter(is_dir).filter(below_start) {
         apply(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_name_is_looked_up_once_found_or_not() {
+        let mut known = HashMap::new();
+        let calls = std::cell::Cell::new(0);
+        for name in ["alice", "gone", "alice", "gone", "gone"] {
+            look_up(&mut known, Some(name), |n| {
+                calls.set(calls.get() + 1);
+                (n == "alice").then_some(1000)
+            });
+        }
+        look_up(&mut known, None, |_| unreachable!("no name, no lookup"));
+        assert_eq!(calls.get(), 2);
+        assert_eq!(known["alice"], Some(1000));
+        assert_eq!(known["gone"], None);
     }
 }
