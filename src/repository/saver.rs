@@ -16,9 +16,9 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::thread::JoinHandle;
 
 use crate::backend::Backend;
 use crate::blob::{self, BlobKind, SealBuffers};

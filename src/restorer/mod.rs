@@ -525,23 +525,19 @@ impl ContentWriter<'_> {
             let pack = &first.loc.pack;
             let start = first.loc.offset;
             let end = last.loc.offset + u64::from(last.loc.length);
-            let bytes =
-                match self
-                    .repo
-                    .backend()
-                    .read_range(&pack.object_name(), start, end - start)
-                {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        // Only this window's files lose contents; the other
-                        // windows of the pack are still read.
-                        let message = format!("pack {}: {e}", pack.short());
-                        for blob in group {
-                            fail_writes(&mut failures, contents.writes_of(blob), &message);
-                        }
-                        continue;
+            let name = pack.object_name();
+            let bytes = match self.repo.backend().read_range(&name, start, end - start) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // Only this window's files lose contents; the other
+                    // windows of the pack are still read.
+                    let message = format!("pack {}: {e}", pack.short());
+                    for blob in group {
+                        fail_writes(&mut failures, contents.writes_of(blob), &message);
                     }
-                };
+                    continue;
+                }
+            };
             for blob in group {
                 let writes = contents.writes_of(blob);
                 let from = (blob.loc.offset - start) as usize;
@@ -557,8 +553,9 @@ impl ContentWriter<'_> {
                         continue;
                     }
                 };
+                let runs = data_runs(&plain);
                 for write in writes {
-                    if let Err(failure) = self.write_chunk(write, &plain) {
+                    if let Err(failure) = self.write_chunk(write, &plain, &runs) {
                         failures.push((write.entry, failure));
                     }
                 }
@@ -588,17 +585,23 @@ impl ContentWriter<'_> {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes one chunk into its file, leaving aligned zero blocks as holes.
-    /// A file written whole is created here, and its metadata set.
-    fn write_chunk(&self, write: &ChunkWrite, plain: &[u8]) -> std::result::Result<(), Failure> {
+    /// Writes one chunk into its file: the `runs` of `plain` that are not
+    /// aligned zero blocks (`data_runs`, worked out once per blob), so the
+    /// rest stays a hole. A file written whole is created here, and its
+    /// metadata set.
+    fn write_chunk(
+        &self,
+        write: &ChunkWrite,
+        plain: &[u8],
+        runs: &[(usize, usize)],
+    ) -> std::result::Result<(), Failure> {
         let entry = &self.plan.entries[write.entry];
-        let path = self.target.join(self.plan.rel(write.entry));
-        let contents = |e: std::io::Error| Failure::Contents(format!("{}: {e}", path.display()));
-        let runs = data_runs(plain);
         if runs.is_empty() && !entry.written_whole {
             // All zeros: the file was created at full length, a hole already.
             return Ok(());
         }
+        let path = self.target.join(self.plan.rel(write.entry));
+        let contents = |e: std::io::Error| Failure::Contents(format!("{}: {e}", path.display()));
         let mut options = OpenOptions::new();
         options.write(true);
         if entry.written_whole {
@@ -606,7 +609,7 @@ impl ContentWriter<'_> {
             options.create(true).truncate(true).mode(mode);
         }
         let file = options.open(&path).map_err(contents)?;
-        for &(from, to) in &runs {
+        for &(from, to) in runs {
             file.write_all_at(&plain[from..to], write.offset + from as u64)
                 .map_err(contents)?;
         }
