@@ -138,9 +138,10 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
     env.assert_verifies("after the final prunes");
 }
 
-/// Snapshots and prunes (grace period 0, so only the run markers protect
-/// concurrent backups) run at the same time, in loops. Every snapshot that
-/// reported success must still restore completely afterwards.
+/// Snapshots, prunes (grace period 0, so only the run markers protect
+/// concurrent backups) and verifies run at the same time, in loops. Every
+/// snapshot that reported success must still restore completely
+/// afterwards, and no verify may report damage.
 #[test]
 fn concurrent_snapshots_and_prunes_never_lose_a_reported_snapshot() {
     let env = TestEnv::new();
@@ -157,7 +158,7 @@ fn concurrent_snapshots_and_prunes_never_lose_a_reported_snapshot() {
             // Keep the last two snapshots only.
             env.ok(&["forget", "--keep-last", "2"]);
         }
-        let (snap, prune) = std::thread::scope(|scope| {
+        let (snap, prune, verify) = std::thread::scope(|scope| {
             let snap = scope.spawn(|| env.cmd().args(["snapshot", "--json", &s]).output().unwrap());
             let prune = scope.spawn(|| {
                 env.cmd()
@@ -165,9 +166,16 @@ fn concurrent_snapshots_and_prunes_never_lose_a_reported_snapshot() {
                     .output()
                     .unwrap()
             });
-            (snap.join().unwrap(), prune.join().unwrap())
+            // A reader beside them must not mistake their work for damage.
+            let verify = scope.spawn(|| env.cmd().args(["verify"]).output().unwrap());
+            (
+                snap.join().unwrap(),
+                prune.join().unwrap(),
+                verify.join().unwrap(),
+            )
         });
         assert_success(&prune, &["prune"]);
+        assert_success(&verify, &["verify"]);
         if snap.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&snap.stdout).unwrap();
             saved.push((v["snapshot_id"].as_str().unwrap().to_string(), changing));

@@ -17,12 +17,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::blob::{self, BlobKind};
-use crate::error::Result;
-use crate::id::{content_hash, BlobId, PackId};
+use crate::error::{Error, Result};
+use crate::id::{content_hash, BlobId, PackId, SnapshotId};
 use crate::index::IndexedPack;
 use crate::pack;
 use crate::repository::config::KeyFile;
-use crate::repository::Repository;
+use crate::repository::{retry_vanished, Repository};
 use crate::tree::NodeKind;
 
 pub mod repair;
@@ -115,31 +115,114 @@ impl Report {
     }
 }
 
-/// Collects the live index, reporting unreadable index files.
-fn load_index(repo: &Repository, report: &mut Report) -> Result<Vec<IndexedPack>> {
+/// The packs verify checks, as the index files and markers listed them.
+#[derive(Default)]
+struct IndexView {
+    /// The live index's packs, then those only obsolete markers name
+    /// (readers still use them until prune deletes them).
+    packs: Vec<IndexedPack>,
+    /// Packs known only from an obsolete marker, with the marker's name.
+    retired: HashMap<PackId, String>,
+    /// Index files and markers that could not be read.
+    problems: Vec<Problem>,
+}
+
+impl IndexView {
+    /// `Some` if `loaded` worked; a problem if the object is unreadable;
+    /// an error if it vanished, so that the caller lists everything again.
+    fn take<T>(&mut self, object: String, loaded: Result<T>) -> Result<Option<T>> {
+        match loaded {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Backend(e)) if e.is_not_found() => Err(Error::Backend(e)),
+            Err(e) => {
+                self.problems.push(Problem {
+                    object,
+                    message: e.to_string(),
+                });
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Collects the live index and the obsolete markers, reporting unreadable
+/// ones. If a listed file vanished before it was read (a prune replaced
+/// it), everything is listed again, so that the view is one a prune left
+/// whole, never half of two.
+fn load_index(repo: &Repository, report: &mut Report) -> Result<IndexView> {
+    let mut view = retry_vanished(|| load_index_once(repo))?;
+    report.problems.append(&mut view.problems);
+    Ok(view)
+}
+
+fn load_index_once(repo: &Repository) -> Result<IndexView> {
+    let mut view = IndexView::default();
     let mut files = Vec::new();
     let mut superseded = HashSet::new();
     for id in repo.list_index_files()? {
-        match repo.load_index_file(&id) {
-            Ok(f) => {
-                superseded.extend(f.supersedes.iter().copied());
-                files.push((id, f));
-            }
-            Err(e) => report.problem(id.object_name(), e),
+        if let Some(f) = view.take(id.object_name(), repo.load_index_file(&id))? {
+            superseded.extend(f.supersedes.iter().copied());
+            files.push((id, f));
         }
     }
     let mut seen = HashSet::new();
-    let mut packs = Vec::new();
     for (id, f) in files {
-        if superseded.contains(&id) {
+        if !superseded.contains(&id) {
+            let fresh = f.packs.into_iter().filter(|p| seen.insert(p.id));
+            view.packs.extend(fresh);
+        }
+    }
+    for name in repo.obsolete_names()? {
+        if let Some(marker) = view.take(name.clone(), repo.load_obsolete(&name))? {
+            for pack in marker.packs {
+                if seen.insert(pack.id) {
+                    view.retired.insert(pack.id, name.clone());
+                    view.packs.push(pack);
+                }
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// A pack known only from an obsolete marker may be deleted by a prune
+/// while verify runs. Once its marker is gone as well, that is the
+/// protocol at work, not damage: the pack's problems are dropped and it
+/// leaves the view (so snapshots that still need one of its blobs are
+/// reported by the tree walk).
+fn drop_settled_packs(
+    repo: &Repository,
+    view: &mut IndexView,
+    damaged: &mut HashSet<(BlobKind, BlobId)>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut settled = HashSet::new();
+    for (pack, marker) in &view.retired {
+        let object = format!("pack {pack}");
+        if !report.problems.iter().any(|p| p.object == object) {
             continue;
         }
-        packs.extend(f.packs.into_iter().filter(|p| seen.insert(p.id)));
+        match repo.backend().stat(marker) {
+            Err(e) if e.is_not_found() => settled.insert(object),
+            Err(e) => return Err(e.into()),
+            Ok(_) => continue,
+        };
     }
-    for (_, marker) in repo.list_obsolete().unwrap_or_default() {
-        packs.extend(marker.packs.into_iter().filter(|p| seen.insert(p.id)));
+    if settled.is_empty() {
+        return Ok(());
     }
-    Ok(packs)
+    report.problems.retain(|p| !settled.contains(&p.object));
+    view.packs.retain(|p| {
+        let keep = !settled.contains(&format!("pack {}", p.id));
+        if !keep {
+            for e in &p.blobs {
+                damaged.remove(&(e.kind, e.id));
+            }
+        }
+        keep
+    });
+    report.packs = view.packs.len() as u64;
+    Ok(())
 }
 
 fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
@@ -320,11 +403,11 @@ fn read_one_pack(repo: &Repository, p: &IndexedPack) -> PackReadOutcome {
 /// returns, per snapshot, the paths whose blobs are missing or damaged.
 fn check_snapshots(
     repo: &Repository,
+    ids: Vec<SnapshotId>,
     indexed: &HashSet<(BlobKind, BlobId)>,
     damaged: &HashSet<(BlobKind, BlobId)>,
     report: &mut Report,
 ) -> Result<()> {
-    let ids = repo.list_snapshot_ids()?;
     report.snapshots = ids.len() as u64;
     let mut reported_missing: BTreeSet<(BlobKind, BlobId)> = BTreeSet::new();
     let mut trees_seen: HashMap<BlobId, bool> = HashMap::new();
@@ -431,22 +514,26 @@ impl Walk<'_> {
 pub fn verify(repo: &Repository, subset: DataSubset) -> Result<Report> {
     let mut report = Report::default();
     check_keys(repo, &mut report)?;
-    let packs = load_index(repo, &mut report)?;
-    check_packs(repo, &packs, &mut report)?;
-    let indexed: HashSet<(BlobKind, BlobId)> = packs
+    // Snapshots first: each one's index files were written before it, so
+    // the index read next covers every snapshot listed.
+    let snapshots = repo.list_snapshot_ids()?;
+    let mut view = load_index(repo, &mut report)?;
+    check_packs(repo, &view.packs, &mut report)?;
+    let mut damaged = read_data(repo, &view.packs, subset, &mut report);
+    drop_settled_packs(repo, &mut view, &mut damaged, &mut report)?;
+    let indexed: HashSet<(BlobKind, BlobId)> = view
+        .packs
         .iter()
         .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
         .collect();
-    let damaged = read_data(repo, &packs, subset, &mut report);
     // Blobs of packs that are missing or damaged count as damaged too.
     let broken_packs: HashSet<String> = report.problems.iter().map(|p| p.object.clone()).collect();
-    let mut damaged = damaged;
-    for p in &packs {
+    for p in &view.packs {
         if broken_packs.contains(&format!("pack {}", p.id)) && subset == DataSubset::None {
             damaged.extend(p.blobs.iter().map(|e| (e.kind, e.id)));
         }
     }
-    check_snapshots(repo, &indexed, &damaged, &mut report)?;
+    check_snapshots(repo, snapshots, &indexed, &damaged, &mut report)?;
     report.damaged_blobs = damaged.into_iter().collect();
     report.problems.sort();
     report.problems.dedup();

@@ -84,6 +84,12 @@ impl Drop for RunGuard {
 
 const SNAPSHOT_AAD: &[u8] = b"cairn snapshot";
 
+/// How often a sync starts over because an index file or marker it listed
+/// was gone when read. A prune writes the replacement before it deletes
+/// the old file, so listing again finds the replacement; only a prune
+/// finishing between every attempt could exhaust this.
+const VANISHED_RETRIES: usize = 5;
+
 /// Choices made once, at `init`.
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
@@ -138,6 +144,18 @@ fn open_cache(options: &CacheOptions, config: &Config) -> Result<IndexCache> {
         path: options.root.clone().unwrap_or_default(),
         message: e.message,
     })
+}
+
+/// Runs `attempt` again while it fails because an object it listed was
+/// deleted before it could be read: a concurrent prune replaced it.
+pub(crate) fn retry_vanished<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(Error::Backend(e)) if e.is_not_found() && tries < VANISHED_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 impl Repository {
@@ -276,6 +294,10 @@ impl Repository {
     /// files. If an index file the cache had merged is gone (prune replaced
     /// it), the cache is rebuilt from scratch.
     pub fn sync_index(&self) -> Result<()> {
+        retry_vanished(|| self.sync_index_once())
+    }
+
+    fn sync_index_once(&self) -> Result<()> {
         let listed = self.list_index_files()?;
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
         let merged: HashSet<IndexId> = self
@@ -426,15 +448,6 @@ impl Repository {
     }
 
     /// Every obsolete marker, by object name.
-    pub fn list_obsolete(&self) -> Result<Vec<(String, marker::ObsoleteMarker)>> {
-        let mut out = Vec::new();
-        for name in self.obsolete_names()? {
-            let m = self.load_obsolete(&name)?;
-            out.push((name, m));
-        }
-        Ok(out)
-    }
-
     /// Names of the obsolete markers, for callers that load one at a time.
     pub fn obsolete_names(&self) -> Result<Vec<String>> {
         Ok(self
@@ -455,6 +468,10 @@ impl Repository {
     /// supersedes nothing and stays in the live list, for its reader to
     /// report.
     pub fn live_index_files(&self) -> Result<(Vec<IndexId>, Vec<IndexId>)> {
+        retry_vanished(|| self.live_index_files_once())
+    }
+
+    fn live_index_files_once(&self) -> Result<(Vec<IndexId>, Vec<IndexId>)> {
         let all = self.list_index_files()?;
         let mut superseded = HashSet::new();
         for id in &all {
@@ -620,6 +637,11 @@ impl Repository {
         Snapshot::decode(&plain).map_err(|e| Error::corrupt(&name, e))
     }
 
+    /// Every snapshot id, and then the index cache brought up to date, so
+    /// that every listed snapshot's blobs can be found. (A snapshot is
+    /// written after its index files, so a sync after the listing sees
+    /// them; one before it, at open, may not, when a backup finished in
+    /// between.)
     pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         let mut out = Vec::new();
         for object in self.backend.list("snapshots/")? {
@@ -627,6 +649,7 @@ impl Repository {
                 out.push(id);
             }
         }
+        self.sync_index()?;
         Ok(out)
     }
 
