@@ -146,6 +146,11 @@ fn open_cache(options: &CacheOptions, config: &Config) -> Result<IndexCache> {
     })
 }
 
+/// The key under which the local cache keeps a tree blob's stored bytes.
+pub(crate) fn tree_cache_name(id: &crate::id::BlobId) -> String {
+    format!("tree/{}", id.to_hex())
+}
+
 /// Runs `attempt` again while it fails because an object it listed was
 /// deleted before it could be read: a concurrent prune replaced it.
 pub(crate) fn retry_vanished<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
@@ -587,7 +592,7 @@ impl Repository {
 
     /// Loads a tree, from the local cache when it was seen before.
     pub fn load_tree(&self, id: &crate::id::BlobId) -> Result<Tree> {
-        let cache_name = format!("tree/{}", id.to_hex());
+        let cache_name = tree_cache_name(id);
         if let Ok(Some(stored)) = self.cache.get_object(&cache_name) {
             if let Some(loc) = self.lookup_blob(BlobKind::Tree, id)? {
                 if let Ok(plain) = self.open_stored_blob(BlobKind::Tree, id, &loc, &stored) {

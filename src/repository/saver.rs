@@ -29,7 +29,7 @@ use crate::id::BlobId;
 use crate::index::cache::IndexCache;
 use crate::index::{IndexFile, IndexedPack};
 use crate::repository::staging::{self, StagedFinished, StagedPack};
-use crate::repository::Repository;
+use crate::repository::{tree_cache_name, Repository};
 
 /// Packs uploaded before an index file is written: bounds what a killed run
 /// leaves unindexed (and so re-uploads next time).
@@ -249,6 +249,12 @@ impl Shared {
                 stats.blobs_added += 1;
                 stats.added_plain_bytes += data.len() as u64;
                 stats.added_stored_bytes += sealed.len() as u64;
+            }
+            if kind == BlobKind::Tree {
+                // The next snapshot loads this tree as its parent: from the
+                // cache, one lookup instead of a read from the pack. A
+                // failure to cache costs only that read.
+                let _ = self.cache.put_object(&tree_cache_name(&id), sealed);
             }
             self.append(kind, id, data.len() as u32, sealed)
         });
