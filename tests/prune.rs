@@ -233,3 +233,34 @@ fn second_copies_from_concurrent_writers_are_reclaimed() {
         assert_same_tree(&src, &target);
     }
 }
+
+/// A writer killed mid-write leaves a `.tmp-` file beside the object it
+/// was writing. Prune removes those a day old, wherever they are, and
+/// leaves younger ones: they may belong to a writer still at work.
+#[test]
+fn temporaries_of_killed_writers_are_removed_once_a_day_old() {
+    let (env, _, _) = setup();
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    let plant = |rel: &str, old: bool| {
+        let path = env.repo.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        if old {
+            file.set_modified(day_ago).unwrap();
+        }
+        path
+    };
+    let stale = [
+        plant("index/.tmp-4242-00aa", true),
+        plant("snapshots/.tmp-4242-00bb", true),
+        plant("data/00/.tmp-4242-00cc", true),
+    ];
+    let fresh = plant("data/01/.tmp-4243-00dd", false);
+    let stats: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--json"])).unwrap();
+    assert_eq!(stats["stale_temporaries_removed"], 3, "{stats}");
+    for path in &stale {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+    assert!(fresh.exists(), "a young temporary file was removed");
+    env.assert_verifies("after removing temporaries");
+}

@@ -52,8 +52,33 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+const TEMPORARY_PREFIX: &str = ".tmp-";
+
 fn is_temporary(file_name: &str) -> bool {
-    file_name.starts_with(".tmp-")
+    file_name.starts_with(TEMPORARY_PREFIX)
+}
+
+/// Removes the files in `dir` whose names start with `prefix` and that were
+/// last written more than `age` ago: what killed runs left behind. Age, not
+/// process ids, tells them apart, since another host may be writing into
+/// the same directory. Returns how many went; a file that cannot be removed
+/// is left for the next time.
+pub fn remove_stale_files(dir: &Path, prefix: &str, age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let matches = entry.file_name().to_string_lossy().starts_with(prefix);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
+        if matches && old && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 impl Backend for LocalBackend {
@@ -160,6 +185,25 @@ impl Backend for LocalBackend {
 
     fn staging_dir(&self) -> Option<PathBuf> {
         Some(self.root.join("data"))
+    }
+
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize> {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            removed += remove_stale_files(&dir, TEMPORARY_PREFIX, age);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::from_io(dir.display().to_string(), e)),
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// A rename: the staging directory is on the same file system.

@@ -169,6 +169,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Removes what writes killed more than `age` ago left behind, and
+    /// returns how many objects went. Backends whose writes leave nothing
+    /// behind have nothing to do.
+    fn remove_stale_temporaries(&self, _age: std::time::Duration) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Removes the object.
     fn delete(&self, name: &str) -> Result<()>;
 

@@ -68,6 +68,10 @@ impl<B: Backend + ?Sized> Backend for RetryBackend<B> {
         self.inner.staging_dir()
     }
 
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize> {
+        self.inner.remove_stale_temporaries(age)
+    }
+
     fn store_file(&self, name: &str, path: &std::path::Path) -> Result<()> {
         self.retry(|| self.inner.store_file(name, path))
     }

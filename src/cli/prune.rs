@@ -73,6 +73,12 @@ pub fn print_stats(stats: &PruneStats, dry_run: bool, json: bool) -> anyhow::Res
         stats.packs_waiting
     );
     println!("unused space left: {}", h(stats.bytes_unused_after));
+    if stats.stale_temporaries_removed > 0 {
+        println!(
+            "removed {} temporary files left by killed runs",
+            stats.stale_temporaries_removed
+        );
+    }
     Ok(())
 }
 

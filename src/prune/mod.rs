@@ -40,6 +40,10 @@ use crate::tree::NodeKind;
 /// Runs that started less than this after a marking still count as older.
 const RUN_MARGIN_MINUTES: i64 = 10;
 
+/// A temporary file untouched for this long was left by a killed writer:
+/// writing one object never takes that long.
+const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
     /// Share of the repository that may stay unused (0.05 = 5%).
@@ -75,6 +79,8 @@ pub struct PruneStats {
     pub packs_resurrected: u64,
     pub packs_waiting: u64,
     pub bytes_unused_after: u64,
+    /// Temporary files that killed writers left, removed.
+    pub stale_temporaries_removed: u64,
 }
 
 /// A blob → pack table in a temporary RocksDB, so that prune's bookkeeping
@@ -560,6 +566,10 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
     for name in outcome.done_markers {
         repo.backend().delete(&name)?;
     }
+    let stale = repo
+        .backend()
+        .remove_stale_temporaries(STALE_TEMPORARY_AGE)?;
+    stats.stale_temporaries_removed = stale as u64;
     repo.sync_index()?;
     Ok(stats)
 }

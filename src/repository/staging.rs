@@ -21,25 +21,9 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 const STAGING_PREFIX: &str = ".tmp-pack-";
 
 /// Removes staging files in `dir` last written more than `age` ago: what
-/// killed runs left behind. Age, not process ids, tells them apart, since
-/// another host may be writing into the same repository directory.
+/// killed runs left behind.
 pub fn remove_stale(dir: &Path, age: std::time::Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let staged = entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(STAGING_PREFIX);
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
-        if staged && old {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    crate::backend::local::remove_stale_files(dir, STAGING_PREFIX, age);
 }
 
 /// A staging file, removed on drop unless the backend took it.
