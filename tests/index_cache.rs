@@ -126,7 +126,7 @@ fn a_superseding_file_saved_in_process_evicts_the_old_entries() {
 /// not in any pack of the index" when a snapshot ended beside it.)
 #[test]
 fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
-    use cairn::archiver::{snapshot, SnapshotOptions};
+    use cairn::archiver::snapshot;
     use cairn::checker::{verify, DataSubset};
     use cairn::progress::NoProgress;
     use cairn::prune::{prune, PruneOptions};
@@ -138,18 +138,7 @@ fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
     std::fs::write(source.join("sub/file"), b"written after the early open").unwrap();
     // The writer has a cache of its own, like a second process would.
     let writer = Repository::open(fx.backend.clone(), PW, &CacheOptions { root: None }).unwrap();
-    let options = SnapshotOptions {
-        paths: vec![source.clone()],
-        selection: Default::default(),
-        excludes: vec![],
-        hostname: "h".into(),
-        username: "u".into(),
-        tags: vec![],
-        time: None,
-        parent: Some(None),
-        saver: Default::default(),
-    };
-    let made = snapshot(&writer, &options, &NoProgress).unwrap();
+    let made = snapshot(&writer, &snapshot_options(&source), &NoProgress).unwrap();
 
     let report = verify(&early, DataSubset::All).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
@@ -178,4 +167,108 @@ fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
     };
     let stats = prune(&early, &options).unwrap();
     assert!(stats.blobs_used >= 3, "{stats:?}");
+}
+
+fn snapshot_options(source: &std::path::Path) -> cairn::archiver::SnapshotOptions {
+    cairn::archiver::SnapshotOptions {
+        paths: vec![source.to_path_buf()],
+        selection: Default::default(),
+        excludes: vec![],
+        hostname: "h".into(),
+        username: "u".into(),
+        tags: vec![],
+        time: None,
+        parent: Some(None),
+        saver: Default::default(),
+    }
+}
+
+/// The local backend, except that the first listing of `data/` first lets
+/// a real prune (grace period 0) run to its end: the moment between a
+/// verify reading the index and checking the packs.
+struct PruneDuringVerify {
+    inner: Arc<dyn Backend>,
+    cache: CacheOptions,
+    pruned: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for PruneDuringVerify {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> cairn::backend::Result<()> {
+        self.inner.create()
+    }
+    fn list(&self, prefix: &str) -> cairn::backend::Result<Vec<cairn::backend::ObjectInfo>> {
+        use std::sync::atomic::Ordering;
+        if prefix == "data/" && !self.pruned.swap(true, Ordering::SeqCst) {
+            let other = Repository::open(self.inner.clone(), PW, &self.cache).unwrap();
+            let options = cairn::prune::PruneOptions {
+                max_unused: 0.0,
+                grace: chrono::Duration::zero(),
+                ..Default::default()
+            };
+            let stats = cairn::prune::prune(&other, &options).unwrap();
+            assert!(stats.packs_deleted > 0, "{stats:?}");
+        }
+        self.inner.list(prefix)
+    }
+    fn read(&self, name: &str) -> cairn::backend::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn read_range(&self, name: &str, offset: u64, length: u64) -> cairn::backend::Result<Vec<u8>> {
+        self.inner.read_range(name, offset, length)
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> cairn::backend::Result<()> {
+        self.inner.write(name, bytes)
+    }
+    fn delete(&self, name: &str) -> cairn::backend::Result<()> {
+        self.inner.delete(name)
+    }
+    fn stat(&self, name: &str) -> cairn::backend::Result<u64> {
+        self.inner.stat(name)
+    }
+}
+
+/// Packs that only an obsolete marker still names may be deleted by a
+/// prune while a verify runs; once their marker is gone too, that is no
+/// damage, and verify must not report it as such.
+#[test]
+fn verify_does_not_report_packs_a_concurrent_prune_settled() {
+    use cairn::checker::{verify, DataSubset};
+    use cairn::progress::NoProgress;
+    use cairn::prune::{prune, PruneOptions};
+
+    let (fx, repo) = Fixture::new();
+    let source = fx._dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("file"), b"first version").unwrap();
+    let first = cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    std::fs::write(source.join("file"), b"second version").unwrap();
+    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    repo.remove_snapshot(&first.id).unwrap();
+    // Retires the first snapshot's packs: an obsolete marker names them.
+    let options = PruneOptions {
+        max_unused: 0.0,
+        grace: chrono::Duration::zero(),
+        ..PruneOptions::default()
+    };
+    let stats = prune(&repo, &options).unwrap();
+    assert!(stats.bytes_marked_obsolete > 0, "{stats:?}");
+    assert!(!fx.backend.list("obsolete/").unwrap().is_empty());
+    drop(repo);
+
+    let racing: Arc<dyn Backend> = Arc::new(PruneDuringVerify {
+        inner: fx.backend.clone(),
+        cache: CacheOptions { root: None },
+        pruned: Default::default(),
+    });
+    let repo = Repository::open(racing, PW, &fx.cache).unwrap();
+    let report = verify(&repo, DataSubset::All).unwrap();
+    assert!(
+        fx.backend.list("obsolete/").unwrap().is_empty(),
+        "the prune ran"
+    );
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.snapshots, 1);
 }

@@ -452,7 +452,6 @@ impl Repository {
         crate::pack::decode_header(&self.key, &sealed, offset).map_err(|e| Error::corrupt(&name, e))
     }
 
-    /// Every obsolete marker, by object name.
     /// Names of the obsolete markers, for callers that load one at a time.
     pub fn obsolete_names(&self) -> Result<Vec<String>> {
         Ok(self
