@@ -56,6 +56,36 @@ fn flipped_bit_in_data_is_found_by_read_data_with_file_named() {
     assert!(text.contains("report.pdf"), "names the file: {text}");
 }
 
+/// `--read-data` may skip hashing a pack whose blobs and header it
+/// authenticates one by one; a flipped bit anywhere (first blob byte, last
+/// blob byte, sealed header, trailer) must still be found and named.
+#[test]
+fn flipped_bit_anywhere_in_a_pack_is_found_by_read_data() {
+    let (env, _) = setup();
+    let pack = data_pack(&env);
+    let pristine = std::fs::read(&pack).unwrap();
+    let len = pristine.len();
+    // The trailer holds the header's length.
+    let header_len = u32::from_le_bytes(pristine[len - 4..].try_into().unwrap()) as usize;
+    let header_start = len - 4 - header_len;
+    for (place, at) in [
+        ("first blob byte", 0),
+        ("last blob byte", header_start - 1),
+        ("header", header_start + header_len / 2),
+        ("trailer", len - 4),
+    ] {
+        let mut bytes = pristine.clone();
+        bytes[at] ^= 0x10;
+        std::fs::write(&pack, &bytes).unwrap();
+        let (code, v) = verify_json(&env, &["--read-data"]);
+        assert_eq!(code, 4, "{place}: {v}");
+        let pack_name = pack.file_name().unwrap().to_str().unwrap();
+        assert!(v.to_string().contains(pack_name), "{place}: {v}");
+    }
+    std::fs::write(&pack, &pristine).unwrap();
+    assert_eq!(verify_json(&env, &["--read-data"]).0, 0);
+}
+
 #[test]
 fn truncated_pack_is_found_without_reading_data() {
     let (env, _) = setup();
