@@ -68,13 +68,17 @@ pub fn remove_stale_files(dir: &Path, prefix: &str, age: std::time::Duration) ->
         return 0;
     };
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let matches = entry.file_name().to_string_lossy().starts_with(prefix);
+    // The name comes with the listing; only a match costs an `lstat`, so
+    // that sweeping a folder of many packs stays cheap.
+    let matching = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix));
+    for entry in matching {
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
-        if matches && old && fs::remove_file(entry.path()).is_ok() {
+        if old && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
