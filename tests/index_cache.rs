@@ -32,7 +32,7 @@ fn pack_with(pack: u8, blob: u8) -> IndexedPack {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     backend: Arc<dyn Backend>,
     cache: CacheOptions,
 }
@@ -54,7 +54,7 @@ impl Fixture {
         };
         let repo = Repository::init(backend.clone(), PW, &options, &cache).unwrap();
         let fixture = Fixture {
-            _dir: dir,
+            dir,
             backend,
             cache,
         };
@@ -132,27 +132,33 @@ fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
     use cairn::prune::{prune, PruneOptions};
     use cairn::restorer::{restore, RestoreOptions};
 
-    let (fx, early) = Fixture::new();
-    let source = fx._dir.path().join("src");
+    let (fx, writer) = Fixture::new();
+    let source = fx.dir.path().join("src");
     std::fs::create_dir_all(source.join("sub")).unwrap();
     std::fs::write(source.join("sub/file"), b"written after the early open").unwrap();
-    // The writer has a cache of its own, like a second process would.
-    let writer = Repository::open(fx.backend.clone(), PW, &CacheOptions { root: None }).unwrap();
+    // One process per command, each with a cache of its own, all opened
+    // before the backup ends.
+    let open_early = || Repository::open(fx.backend.clone(), PW, &CacheOptions { root: None });
+    let (early, early_restore, early_prune) = (
+        open_early().unwrap(),
+        open_early().unwrap(),
+        open_early().unwrap(),
+    );
     let made = snapshot(&writer, &snapshot_options(&source), &NoProgress).unwrap();
 
     let report = verify(&early, DataSubset::All).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!(report.snapshots, 1);
-    let (id, snap) = early.resolve_snapshot("latest").unwrap();
+    let (id, snap) = early_restore.resolve_snapshot("latest").unwrap();
     assert_eq!(id, made.id);
-    let target = fx._dir.path().join("restored");
+    let target = fx.dir.path().join("restored");
     let restore_options = RestoreOptions {
         target: target.clone(),
         subpath: None,
         filter: None,
         overwrite: false,
     };
-    restore(&early, &snap, &restore_options, &NoProgress).unwrap();
+    restore(&early_restore, &snap, &restore_options, &NoProgress).unwrap();
     let restored = target
         .join(source.strip_prefix("/").unwrap())
         .join("sub/file");
@@ -165,7 +171,7 @@ fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
         instant: true,
         ..PruneOptions::default()
     };
-    let stats = prune(&early, &options).unwrap();
+    let stats = prune(&early_prune, &options).unwrap();
     assert!(stats.blobs_used >= 3, "{stats:?}");
 }
 
@@ -240,7 +246,7 @@ fn verify_does_not_report_packs_a_concurrent_prune_settled() {
     use cairn::prune::{prune, PruneOptions};
 
     let (fx, repo) = Fixture::new();
-    let source = fx._dir.path().join("src");
+    let source = fx.dir.path().join("src");
     std::fs::create_dir_all(&source).unwrap();
     std::fs::write(source.join("file"), b"first version").unwrap();
     let first = cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
