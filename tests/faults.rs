@@ -48,14 +48,8 @@ fn source(dir: &std::path::Path) -> std::path::PathBuf {
 fn options(src: &std::path::Path) -> SnapshotOptions {
     SnapshotOptions {
         paths: vec![src.to_path_buf()],
-        selection: Default::default(),
-        excludes: vec![],
         hostname: "h".into(),
-        username: "u".into(),
-        tags: vec![],
-        time: None,
-        parent: None,
-        saver: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -178,14 +178,9 @@ fn a_snapshot_finished_after_open_is_readable_by_prune_verify_and_restore() {
 fn snapshot_options(source: &std::path::Path) -> cairn::archiver::SnapshotOptions {
     cairn::archiver::SnapshotOptions {
         paths: vec![source.to_path_buf()],
-        selection: Default::default(),
-        excludes: vec![],
         hostname: "h".into(),
-        username: "u".into(),
-        tags: vec![],
-        time: None,
         parent: Some(None),
-        saver: Default::default(),
+        ..Default::default()
     }
 }
 

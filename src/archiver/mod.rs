@@ -46,6 +46,9 @@ use file_chunker::{FileChunker, PendingFile};
 use prefetch::Prefetch;
 use readahead::{Ahead, ReadAhead};
 
+/// What to back up and how. `Default` gives no paths, no filter, automatic
+/// parent choice and default compression, for callers to fill in.
+#[derive(Default)]
 pub struct SnapshotOptions {
     pub paths: Vec<PathBuf>,
     pub selection: Selection,
