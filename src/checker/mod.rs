@@ -420,7 +420,7 @@ fn authenticated_throughout(repo: &Repository, p: &IndexedPack, bytes: &[u8]) ->
     let mut spans: Vec<(u64, u64)> = p
         .blobs
         .iter()
-        .map(|e| (e.offset, e.offset + u64::from(e.length)))
+        .map(|e| (e.offset, e.offset.saturating_add(u64::from(e.length))))
         .collect();
     spans.sort_unstable();
     let mut end = 0;
