@@ -58,27 +58,29 @@ fn is_temporary(file_name: &str) -> bool {
     file_name.starts_with(TEMPORARY_PREFIX)
 }
 
-/// Removes the files in `dir` whose names start with `prefix` and that were
-/// last written more than `age` ago: what killed runs left behind. Age, not
-/// process ids, tells them apart, since another host may be writing into
-/// the same directory. Returns how many went; a file that cannot be removed
-/// is left for the next time.
+/// Whether `entry` is named `prefix…` and was last written more than `age`
+/// ago: what a killed run left behind. Age, not process ids, tells such
+/// files apart, since another host may be writing into the same directory.
+/// The name comes with the listing; only a match costs an `lstat`, so that
+/// sweeping a folder of many packs stays cheap.
+fn is_stale(entry: &fs::DirEntry, prefix: &str, age: std::time::Duration) -> bool {
+    entry.file_name().to_string_lossy().starts_with(prefix)
+        && entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age))
+}
+
+/// Removes the stale files named `prefix…` in `dir` (see `is_stale`).
+/// Returns how many went; a file that cannot be removed is left for the
+/// next time.
 pub fn remove_stale_files(dir: &Path, prefix: &str, age: std::time::Duration) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
-    // The name comes with the listing; only a match costs an `lstat`, so
-    // that sweeping a folder of many packs stays cheap.
-    let matching = entries
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix));
-    for entry in matching {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
-        if old && fs::remove_file(entry.path()).is_ok() {
+    for entry in entries.flatten() {
+        if is_stale(&entry, prefix, age) && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
@@ -195,7 +197,6 @@ impl Backend for LocalBackend {
         let mut removed = 0;
         let mut dirs = vec![self.root.clone()];
         while let Some(dir) = dirs.pop() {
-            removed += remove_stale_files(&dir, TEMPORARY_PREFIX, age);
             let entries = match fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -204,6 +205,10 @@ impl Backend for LocalBackend {
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     dirs.push(entry.path());
+                } else if is_stale(&entry, TEMPORARY_PREFIX, age)
+                    && fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
                 }
             }
         }
