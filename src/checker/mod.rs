@@ -196,10 +196,11 @@ fn drop_settled_packs(
     damaged: &mut HashSet<(BlobKind, BlobId)>,
     report: &mut Report,
 ) -> Result<()> {
+    let troubled: HashSet<&str> = report.problems.iter().map(|p| p.object.as_str()).collect();
     let mut settled = HashSet::new();
     for (pack, marker) in &view.retired {
         let object = format!("pack {pack}");
-        if !report.problems.iter().any(|p| p.object == object) {
+        if !troubled.contains(object.as_str()) {
             continue;
         }
         match repo.backend().stat(marker) {
