@@ -51,7 +51,7 @@ fn options(src: &Path) -> SnapshotOptions {
         tags: vec![],
         time: None,
         parent: None,
-        saver: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -55,6 +55,52 @@ fn chunking(c: &mut Criterion) {
     group.finish();
 }
 
+/// The file chunker's thread on a 256 MiB file in the page cache, alone and
+/// with one scout, copying each chunk out as it does for the saver. Nothing
+/// else runs, so this is the gain where cores are idle; in a snapshot on
+/// two cores the saver's workers take that second core.
+fn scouted_chunking(c: &mut Criterion) {
+    use cairn::archiver::cut_scout::CutScouts;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    let key = key();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("large");
+    let mut file = std::fs::File::create(&path).expect("create");
+    for seed in 0..4 {
+        file.write_all(&random_bytes(64 * MIB, seed))
+            .expect("write");
+    }
+    drop(file);
+    let mut chunker = StreamChunker::new(ChunkerParams::default(), key.chunker_seed());
+    let mut group = c.benchmark_group("file chunker");
+    group.throughput(Throughput::Bytes(256 * MIB as u64));
+    group.sample_size(10);
+    for scouts in [0, 1] {
+        group.bench_function(format!("256 MiB file, {scouts} scouts"), |b| {
+            b.iter(|| {
+                std::thread::scope(|scope| {
+                    let file = Arc::new(std::fs::File::open(&path).expect("open"));
+                    let board = CutScouts::spawn(scope, &chunker, scouts);
+                    let mut scouted =
+                        (scouts > 0).then(|| board.start(Arc::clone(&file), 256 * MIB as u64));
+                    let mut reader = &*file;
+                    let mut copy = Vec::with_capacity(8 * MIB);
+                    chunker.reset();
+                    while let Ok(Some(chunk)) =
+                        chunker.next_chunk_known(&mut reader, |at| scouted.as_mut()?.known(at))
+                    {
+                        copy.clear();
+                        copy.extend_from_slice(chunk);
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn hashing(c: &mut Criterion) {
     let key = key();
     let mut group = c.benchmark_group("keyed BLAKE3 blob id");
@@ -178,6 +224,7 @@ fn index_lookups(c: &mut Criterion) {
 criterion_group!(
     micro,
     chunking,
+    scouted_chunking,
     hashing,
     sealing,
     pack_writing,

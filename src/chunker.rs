@@ -48,6 +48,7 @@ impl ChunkerParams {
 }
 
 /// FastCDC 2020 cut points for one parameter set and gear seed.
+#[derive(Clone)]
 struct Cutter {
     min: usize,
     avg: usize,
@@ -99,6 +100,8 @@ pub struct StreamChunker {
     start: usize,
     end: usize,
     eof: bool,
+    /// Stream offset of `window[start]`: where the next chunk begins.
+    offset: u64,
 }
 
 impl StreamChunker {
@@ -110,7 +113,26 @@ impl StreamChunker {
             start: 0,
             end: 0,
             eof: true,
+            offset: 0,
         }
+    }
+
+    /// A chunker that cuts exactly like this one, with a window of its own
+    /// (for another thread).
+    pub fn sibling(&self) -> StreamChunker {
+        StreamChunker {
+            cutter: self.cutter.clone(),
+            window: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: true,
+            offset: 0,
+        }
+    }
+
+    /// The longest chunk this chunker cuts.
+    pub fn max_chunk_bytes(&self) -> usize {
+        self.cutter.max
     }
 
     /// Bytes looked at before trying a cut. A cut found strictly inside
@@ -131,11 +153,33 @@ impl StreamChunker {
         self.start = 0;
         self.end = 0;
         self.eof = false;
+        self.offset = 0;
     }
 
     /// The next chunk of `reader`'s stream (after `reset`), or `None` at
     /// its end. The slice is valid until the next call.
     pub fn next_chunk(&mut self, reader: &mut impl Read) -> std::io::Result<Option<&[u8]>> {
+        self.next_chunk_known(reader, |_| None)
+    }
+
+    /// Like `next_chunk`, but takes the length of the chunk starting at a
+    /// stream offset from `known` when it has it, instead of cutting: for
+    /// lengths another chunker worked out on the same bytes (scouting a
+    /// file's later part on another thread). Should the stream turn out
+    /// shorter than a known length (the file shrank), it cuts after all.
+    pub fn next_chunk_known(
+        &mut self,
+        reader: &mut impl Read,
+        mut known: impl FnMut(u64) -> Option<u32>,
+    ) -> std::io::Result<Option<&[u8]>> {
+        if let Some(len) = known(self.offset).map(|len| len as usize) {
+            if len > 0 && len <= self.cutter.max {
+                self.fill(reader, len)?;
+                if self.end - self.start >= len {
+                    return Ok(Some(self.take(len)));
+                }
+            }
+        }
         let mut want = self.first_look();
         loop {
             self.fill(reader, want)?;
@@ -146,12 +190,38 @@ impl StreamChunker {
             let len = self.cutter.cut(available);
             let certain = self.eof || available.len() >= self.cutter.max || len < available.len();
             if certain {
-                let chunk = self.start..self.start + len;
-                self.start += len;
-                return Ok(Some(&self.window[chunk]));
+                return Ok(Some(self.take(len)));
             }
             want = self.cutter.max;
         }
+    }
+
+    /// Hands out the next `len` bytes of the window as a chunk.
+    fn take(&mut self, len: usize) -> &[u8] {
+        let chunk = self.start..self.start + len;
+        self.start += len;
+        self.offset += len as u64;
+        &self.window[chunk]
+    }
+
+    /// The lengths of the chunks that start before stream offset `stop`
+    /// (after `reset`), without handing out their bytes. `reader` need not
+    /// go further than `stop` plus the longest chunk: every length is
+    /// then exactly what `next_chunk` would give on the whole stream.
+    pub fn chunk_lengths_until(
+        &mut self,
+        reader: &mut impl Read,
+        stop: u64,
+        cancelled: impl Fn() -> bool,
+    ) -> std::io::Result<Vec<u32>> {
+        let mut lengths = Vec::new();
+        while self.offset < stop && !cancelled() {
+            match self.next_chunk(reader)? {
+                Some(chunk) => lengths.push(chunk.len() as u32),
+                None => break,
+            }
+        }
+        Ok(lengths)
     }
 
     /// Reads until `want` bytes are available or the stream ends, moving

@@ -39,6 +39,7 @@ use crate::tree::{ContentRef, Node, NodeKind, Tree};
 use crate::walker::filter::Decision;
 use crate::walker::{self, IdNames, Selection};
 
+pub mod cut_scout;
 mod file_chunker;
 mod prefetch;
 mod readahead;
@@ -61,6 +62,9 @@ pub struct SnapshotOptions {
     /// `Some(None)`: no parent; `None`: pick the latest matching snapshot.
     pub parent: Option<Option<SnapshotId>>,
     pub saver: SaverOptions,
+    /// Threads that help cut large files (`cut_scout`); `None`: as many as
+    /// pay on this machine's cores (none on two).
+    pub cut_scouts: Option<usize>,
 }
 
 /// A file or directory that could not be backed up.
@@ -260,7 +264,15 @@ pub fn snapshot(
         let mut archiver = Archiver {
             repo,
             saver: &saver,
-            file_chunker: FileChunker::spawn(scope, &saver, chunker, progress),
+            file_chunker: FileChunker::spawn(
+                scope,
+                &saver,
+                chunker,
+                options
+                    .cut_scouts
+                    .unwrap_or_else(file_chunker::default_scouts),
+                progress,
+            ),
             selection: &options.selection,
             progress,
             names: IdNames::default(),

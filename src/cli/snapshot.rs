@@ -228,6 +228,7 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
             compression: args.compression,
             ..SaverOptions::default()
         },
+        cut_scouts: None,
     };
     let progress = TerminalProgress::new(g.quiet, None);
     let outcome = std::thread::scope(|scope| {

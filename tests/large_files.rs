@@ -1,0 +1,97 @@
+//! Large files cut with scouts helping the file chunker (`cut_scout`) get
+//! exactly the chunks of one pass from the start: the same blobs as without
+//! scouts, so snapshots dedup against each other whatever the machine's
+//! core count.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn::archiver::cut_scout::SEGMENT_BYTES;
+use cairn::archiver::{snapshot, SnapshotOptions};
+use cairn::backend::local::LocalBackend;
+use cairn::backend::Backend;
+use cairn::chunker::Chunker;
+use cairn::crypto::KdfParams;
+use cairn::progress::NoProgress;
+use cairn::repository::{CacheOptions, InitOptions, Repository};
+use cairn::tree::{ContentRef, Node};
+
+fn options(source: &Path, cut_scouts: usize) -> SnapshotOptions {
+    SnapshotOptions {
+        paths: vec![source.to_path_buf()],
+        hostname: "h".into(),
+        parent: Some(None),
+        cut_scouts: Some(cut_scouts),
+        ..Default::default()
+    }
+}
+
+/// The node of `path` in the snapshot `id`.
+fn node_at(repo: &Repository, id: &cairn::id::SnapshotId, path: &Path) -> Node {
+    let mut tree = repo
+        .load_tree(&repo.load_snapshot(id).unwrap().tree)
+        .unwrap();
+    let names: Vec<_> = path.iter().skip(1).collect();
+    for (i, name) in names.iter().enumerate() {
+        let node = tree
+            .find(name.as_encoded_bytes())
+            .unwrap_or_else(|| panic!("{name:?} not in the snapshot"))
+            .clone();
+        if i + 1 == names.len() {
+            return node;
+        }
+        tree = repo.load_tree(&node.subtree.unwrap()).unwrap();
+    }
+    unreachable!("empty path")
+}
+
+#[test]
+fn scouted_large_files_get_the_chunks_of_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+    let cache = CacheOptions {
+        root: Some(dir.path().join("cache")),
+    };
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(backend, b"pw", &init, &cache).unwrap();
+
+    // Random bytes with runs of zeros (where scouted cuts and true ones
+    // meet late) around two segment starts, and a short last segment.
+    let source = dir.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    let mut data = vec![0u8; 5 * SEGMENT_BYTES as usize + 77_777];
+    blake3::Hasher::new()
+        .update(b"large")
+        .finalize_xof()
+        .fill(&mut data);
+    for seam in [2, 4] {
+        let at = seam * SEGMENT_BYTES as usize;
+        data[at - 3_000_000..at + 1_000_000].fill(0);
+    }
+    let large = source.join("large.img");
+    std::fs::write(&large, &data).unwrap();
+
+    let alone = snapshot(&repo, &options(&source, 0), &NoProgress).unwrap();
+    let scouted = snapshot(&repo, &options(&source, 2), &NoProgress).unwrap();
+    let (alone, scouted) = (
+        node_at(&repo, &alone.id, &large).content,
+        node_at(&repo, &scouted.id, &large).content,
+    );
+    let one_pass: Vec<ContentRef> =
+        Chunker::new(&data[..], repo.config().chunker, repo.key().chunker_seed())
+            .map(|chunk| {
+                let chunk = chunk.unwrap();
+                ContentRef(repo.key().blob_id(&chunk), chunk.len() as u32)
+            })
+            .collect();
+    assert!(one_pass.len() > 40, "{} chunks", one_pass.len());
+    assert!(alone == one_pass, "without scouts");
+    assert!(scouted == one_pass, "with scouts");
+}
