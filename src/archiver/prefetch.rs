@@ -4,7 +4,10 @@
 //! snapshot where little changed is mostly those reads. The walk goes in
 //! the archiver's order (sorted names, depth first) and stays at most
 //! `DIRS_AHEAD` directories ahead: the archiver reports each directory it
-//! enters. Everything here is a hint; an error just ends that branch.
+//! enters. The walking thread `lstat`s only directories (it must know
+//! which to enter); the other entries go to a few threads in batches, so
+//! several inode reads are in flight at once. Everything here is a hint;
+//! an error just ends that branch.
 
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +26,14 @@ const DIRS_AHEAD: usize = 64;
 /// How long the walker sleeps when it is far enough ahead.
 const PAUSE: Duration = Duration::from_millis(2);
 
+/// Threads `lstat`ing files for the walker. Inode reads wait on the disk,
+/// not the CPU: on the 2-core VM, a cold `find` with four in parallel took
+/// 0.20 s against 0.32 s for one.
+const STAT_THREADS: usize = 3;
+
+/// Directories' worth of files queued for the stat threads.
+const QUEUED_BATCHES: usize = 2 * STAT_THREADS;
+
 /// The archiver's handle; dropping it stops the walk.
 pub(super) struct Prefetch {
     entered: Arc<AtomicUsize>,
@@ -35,6 +46,8 @@ struct Walk<'env> {
     entered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     listed: usize,
+    /// Files to `lstat`, a directory's at a time; `None` without threads.
+    stat_queue: Option<crossbeam_channel::Sender<Vec<PathBuf>>>,
 }
 
 impl Prefetch {
@@ -53,6 +66,7 @@ impl Prefetch {
             entered: Arc::clone(&entered),
             stop: Arc::clone(&stop),
             listed: 0,
+            stat_queue: spawn_stat_threads(scope, &stop),
         };
         sources.sort();
         let spawned = std::thread::Builder::new()
@@ -79,6 +93,34 @@ impl Drop for Prefetch {
     }
 }
 
+/// Starts the threads that `lstat` what the walker sends them; they end
+/// when the walker drops its sender.
+fn spawn_stat_threads<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    stop: &Arc<AtomicBool>,
+) -> Option<crossbeam_channel::Sender<Vec<PathBuf>>> {
+    let (queue, batches) = crossbeam_channel::bounded::<Vec<PathBuf>>(QUEUED_BATCHES);
+    let mut spawned = 0;
+    for _ in 0..STAT_THREADS {
+        let batches = batches.clone();
+        let stop = Arc::clone(stop);
+        let thread = std::thread::Builder::new()
+            .name("cairn-prefetch".into())
+            .spawn_scoped(scope, move || {
+                for batch in batches {
+                    for path in batch {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let _ = std::fs::symlink_metadata(path);
+                    }
+                }
+            });
+        spawned += usize::from(thread.is_ok());
+    }
+    (spawned > 0).then_some(queue)
+}
+
 impl Walk<'_> {
     /// Lists `dir`, then walks its subdirectories; `false` once stopped.
     fn dir(&mut self, dir: &Path) -> bool {
@@ -95,15 +137,29 @@ impl Walk<'_> {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return true;
         };
-        let mut subdirs: Vec<PathBuf> = entries
-            .flatten()
-            .filter_map(|entry| {
-                // The lstat is the point: it brings the inode into the cache.
-                let meta = entry.metadata().ok()?;
-                let path = entry.path();
-                self.enters(&path, &meta).then_some(path)
-            })
-            .collect();
+        let mut subdirs = Vec::new();
+        let mut files = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // The directory entry tells a directory apart without reading
+            // its inode on most file systems; where it cannot, lstat here.
+            let maybe_dir = entry.file_type().map_or(true, |kind| kind.is_dir());
+            if !maybe_dir && self.stat_queue.is_some() {
+                files.push(path);
+                continue;
+            }
+            // The lstat is the point: it brings the inode into the cache.
+            if let Ok(meta) = entry.metadata() {
+                if self.enters(&path, &meta) {
+                    subdirs.push(path);
+                }
+            }
+        }
+        if let Some(queue) = self.stat_queue.as_ref().filter(|_| !files.is_empty()) {
+            if queue.send(files).is_err() {
+                self.stat_queue = None;
+            }
+        }
         subdirs.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
         subdirs.iter().all(|sub| self.dir(sub))
     }
