@@ -273,3 +273,61 @@ fn verify_does_not_report_packs_a_concurrent_prune_settled() {
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!(report.snapshots, 1);
 }
+
+/// A command opens the cache the repository's location had last time
+/// while the key is derived. When the location holds another repository
+/// by now (created with another cache), that guess must be dropped: its
+/// index names packs this repository does not have, and a snapshot
+/// deduplicated against it would lose data.
+#[test]
+fn a_location_that_holds_another_repository_now_gets_its_own_cache() {
+    use cairn::checker::{verify, DataSubset};
+    use cairn::progress::NoProgress;
+
+    let (fx, first) = Fixture::new();
+    let source = fx.dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("file"), b"the same bytes in both repositories").unwrap();
+    cairn::archiver::snapshot(&first, &snapshot_options(&source), &NoProgress).unwrap();
+    let first_id = first.config().id.clone();
+    drop(first);
+
+    std::fs::remove_dir_all(fx.dir.path().join("repo")).unwrap();
+    let elsewhere = CacheOptions {
+        root: Some(fx.dir.path().join("other-cache")),
+    };
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    };
+    let second_id = Repository::init(fx.backend.clone(), PW, &init, &elsewhere)
+        .unwrap()
+        .config()
+        .id
+        .clone();
+    assert_ne!(first_id, second_id);
+
+    // The first cache still remembers the first repository here.
+    let repo = fx.reopen();
+    assert_eq!(repo.config().id, second_id);
+    assert!(
+        repo.cache()
+            .path()
+            .starts_with(fx.dir.path().join("cache").join(&second_id)),
+        "{}",
+        repo.cache().path().display()
+    );
+    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    let report = verify(&repo, DataSubset::All).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    drop(repo);
+    // And it remembers the second one from now on.
+    assert_eq!(
+        fx.reopen().cache().path(),
+        fx.dir.path().join("cache").join(&second_id).join("index")
+    );
+}

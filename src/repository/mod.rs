@@ -6,6 +6,7 @@
 //! index files that name them, index files before the snapshot that refers
 //! to their blobs.
 
+mod cache_open;
 pub mod config;
 pub mod index_writer;
 pub mod marker;
@@ -135,17 +136,6 @@ fn who() -> (String, String) {
     (host, user)
 }
 
-fn open_cache(options: &CacheOptions, config: &Config) -> Result<IndexCache> {
-    let result = match &options.root {
-        Some(root) => IndexCache::open(&root.join(&config.id).join("index")),
-        None => IndexCache::open_private(),
-    };
-    result.map_err(|e| Error::Cache {
-        path: options.root.clone().unwrap_or_default(),
-        message: e.message,
-    })
-}
-
 /// The key under which the local cache keeps a tree blob's stored bytes.
 pub(crate) fn tree_cache_name(id: &crate::id::BlobId) -> String {
     format!("tree/{}", id.to_hex())
@@ -196,7 +186,9 @@ impl Repository {
         // nobody can open, while a key without a config is simply ignored.
         backend.write(&key_id.object_name(), &key_bytes)?;
         backend.write("config", &config.seal(&key))?;
-        let cache = open_cache(cache, &config)?;
+        let cache_options = cache;
+        let cache = cache_open::open(cache_options, &config.id)?;
+        cache_open::remember_id(cache_options, &backend.location(), &config.id);
         Ok(Repository {
             backend,
             key: Arc::new(key),
@@ -227,9 +219,30 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let (key, key_id) = Self::unlock(backend.as_ref(), password)?;
+        let location = backend.location();
+        let guess = cache_open::guess_id(cache, &location);
+        // The cache the location had last time opens while the key is
+        // derived (see `cache_open`).
+        let (unlocked, early_cache) = std::thread::scope(|scope| {
+            let early = guess.as_deref().and_then(|id| {
+                std::thread::Builder::new()
+                    .name("cairn-cache-open".into())
+                    .spawn_scoped(scope, move || cache_open::open(cache, id))
+                    .ok()
+            });
+            let unlocked = Self::unlock(backend.as_ref(), password);
+            (unlocked, early.and_then(|thread| thread.join().ok()))
+        });
+        let (key, key_id) = unlocked?;
         let config = Config::open(&key, &config_bytes).map_err(|e| Error::corrupt("config", e))?;
-        let cache = open_cache(cache, &config)?;
+        let cache = match early_cache {
+            Some(opened) if guess.as_deref() == Some(config.id.as_str()) => opened?,
+            wrong => {
+                drop(wrong);
+                cache_open::remember_id(cache, &location, &config.id);
+                cache_open::open(cache, &config.id)?
+            }
+        };
         let repo = Repository {
             backend,
             key: Arc::new(key),
