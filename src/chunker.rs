@@ -107,21 +107,18 @@ pub struct StreamChunker {
 impl StreamChunker {
     /// `params` must have passed `validate`.
     pub fn new(params: ChunkerParams, seed: u64) -> StreamChunker {
-        StreamChunker {
-            cutter: Cutter::new(params, seed),
-            window: Vec::new(),
-            start: 0,
-            end: 0,
-            eof: true,
-            offset: 0,
-        }
+        StreamChunker::with_cutter(Cutter::new(params, seed))
     }
 
     /// A chunker that cuts exactly like this one, with a window of its own
     /// (for another thread).
     pub fn sibling(&self) -> StreamChunker {
+        StreamChunker::with_cutter(self.cutter.clone())
+    }
+
+    fn with_cutter(cutter: Cutter) -> StreamChunker {
         StreamChunker {
-            cutter: self.cutter.clone(),
+            cutter,
             window: Vec::new(),
             start: 0,
             end: 0,

@@ -95,8 +95,8 @@ impl CutScouts {
         CutScouts { board }
     }
 
-    /// Puts `file`, `len` bytes long, up for scouting. Until `finish`, the
-    /// chunker asks `known` before each cut.
+    /// Puts `file`, `len` bytes long, up for scouting. While the returned
+    /// view lives, the chunker asks its `known` before each cut.
     pub fn start(&self, file: Arc<File>, len: u64) -> ScoutedFile<'_> {
         let mut state = lock(&self.board);
         self.board.generation.fetch_add(1, Ordering::Relaxed);
@@ -118,8 +118,8 @@ impl CutScouts {
 
 impl Drop for CutScouts {
     fn drop(&mut self) {
-        self.board.generation.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.board);
+        self.board.generation.fetch_add(1, Ordering::Relaxed);
         state.closed = true;
         state.file = None;
         drop(state);
@@ -180,8 +180,8 @@ impl ScoutedFile<'_> {
 
 impl Drop for ScoutedFile<'_> {
     fn drop(&mut self) {
-        self.board.generation.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(self.board);
+        self.board.generation.fetch_add(1, Ordering::Relaxed);
         state.file = None;
         state.segments.clear();
     }

@@ -226,7 +226,6 @@ impl Cutter<'_> {
         let mut stream = std::io::Cursor::new(head).chain(&*file);
         chunker.reset();
         let mut lengths = Vec::new();
-
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(Err(std::io::Error::new(

@@ -50,6 +50,18 @@ pub struct IndexCache {
     temporary: Option<tempfile::TempDir>,
 }
 
+impl Drop for IndexCache {
+    /// Writes what the memtable holds to a table file, so that the next
+    /// open has no log to replay: that replay holds the whole memtable in
+    /// memory while the key derivation holds its 64 MiB (the cache opens
+    /// during it), and writes the same table file anyway.
+    fn drop(&mut self) {
+        if self.temporary.is_none() {
+            let _ = self.db.flush();
+        }
+    }
+}
+
 fn blob_key(kind: BlobKind, id: &BlobId) -> [u8; 34] {
     tagged_blob_key(b'b', kind, id)
 }
