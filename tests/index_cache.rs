@@ -4,16 +4,17 @@
 //! behind), the superseded entries must vanish from the cache, or readers
 //! would look for blobs in packs that prune deletes.
 
+mod common;
+
 use std::sync::Arc;
 
 use cairn::backend::local::LocalBackend;
 use cairn::backend::Backend;
 use cairn::blob::BlobKind;
-use cairn::crypto::KdfParams;
 use cairn::id::{BlobId, PackId};
 use cairn::index::{IndexFile, IndexedPack};
 use cairn::pack::PackEntry;
-use cairn::repository::{CacheOptions, InitOptions, Repository};
+use cairn::repository::{CacheOptions, Repository};
 
 const PW: &[u8] = b"pw";
 
@@ -44,14 +45,7 @@ impl Fixture {
         let cache = CacheOptions {
             root: Some(dir.path().join("cache")),
         };
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
+        let options = common::cheap_init_options();
         let repo = Repository::init(backend.clone(), PW, &options, &cache).unwrap();
         let fixture = Fixture {
             dir,
@@ -296,14 +290,7 @@ fn a_location_that_holds_another_repository_now_gets_its_own_cache() {
     let elsewhere = CacheOptions {
         root: Some(fx.dir.path().join("other-cache")),
     };
-    let init = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
-    };
+    let init = common::cheap_init_options();
     let second_id = Repository::init(fx.backend.clone(), PW, &init, &elsewhere)
         .unwrap()
         .config()

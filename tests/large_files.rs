@@ -3,6 +3,8 @@
 //! scouts, so snapshots dedup against each other whatever the machine's
 //! core count.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,9 +13,8 @@ use cairn::archiver::{snapshot, SnapshotOptions};
 use cairn::backend::local::LocalBackend;
 use cairn::backend::Backend;
 use cairn::chunker::Chunker;
-use cairn::crypto::KdfParams;
 use cairn::progress::NoProgress;
-use cairn::repository::{CacheOptions, InitOptions, Repository};
+use cairn::repository::{CacheOptions, Repository};
 use cairn::tree::{ContentRef, Node};
 
 fn options(source: &Path, cut_scouts: usize) -> SnapshotOptions {
@@ -52,15 +53,7 @@ fn scouted_large_files_get_the_chunks_of_one_pass() {
     let cache = CacheOptions {
         root: Some(dir.path().join("cache")),
     };
-    let init = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
-    };
-    let repo = Repository::init(backend, b"pw", &init, &cache).unwrap();
+    let repo = Repository::init(backend, b"pw", &common::cheap_init_options(), &cache).unwrap();
 
     // Random bytes with runs of zeros (where scouted cuts and true ones
     // meet late) around two segment starts, and a short last segment.

@@ -368,3 +368,16 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Options for a repository made through the library, with a key
+/// derivation cheap enough for tests (what `CHEAP_KDF` is to the binary).
+pub fn cheap_init_options() -> cairn::repository::InitOptions {
+    cairn::repository::InitOptions {
+        kdf: cairn::crypto::KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    }
+}
