@@ -9,8 +9,9 @@
 //! `PendingIds` when it needs them for the tree. Full packs go to upload
 //! workers. Every few packs, and at `finish`, an index file naming the
 //! uploaded packs is written; a pack is never named by an index file before
-//! it is stored. Channels are bounded and buffers are recycled, so memory
-//! stays flat however much data flows through.
+//! it is stored. Channels are bounded (the seal queue by its buffers' bytes,
+//! `SealQueueBudget`) and buffers are recycled, so memory stays flat however
+//! much data flows through.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -157,10 +158,15 @@ struct Shared {
     spare_buffer_limit: usize,
     error: Mutex<Option<Error>>,
     stats: Mutex<SaveStats>,
+    seal_queue: SealQueueBudget,
 }
 
 /// A staging file untouched for this long was left by a killed run.
 const STALE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Blobs queued for the seal workers at most, however small (the queue is
+/// bounded by bytes, `SealQueueBudget`).
+const SEAL_QUEUE_JOBS: usize = 1024;
 
 /// Spare plaintext buffers kept: about one per blob that can be in flight
 /// (queued, in a worker's hands, being filled by the two producers).
@@ -364,6 +370,92 @@ impl Shared {
     }
 }
 
+/// Bounds the memory of the blobs queued for the seal workers by their
+/// buffers' sizes rather than by their number: a walk through many small
+/// files can queue hundreds of them (and read on while the workers are
+/// busy, instead of stopping at every second file), while chunks of a
+/// large file still queue only a few at a time.
+struct SealQueueBudget {
+    state: Mutex<BudgetState>,
+    room: Condvar,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct BudgetState {
+    queued_bytes: usize,
+    /// Producers get room in the order they asked: without it, the walker's
+    /// small files would keep a large file's chunks waiting for an empty
+    /// queue.
+    next_ticket: u64,
+    serving: u64,
+    waiting: usize,
+    /// Seal workers still taking jobs; once none is, nobody waits for
+    /// room (the send fails instead).
+    live_workers: usize,
+}
+
+impl SealQueueBudget {
+    fn new(limit: usize, workers: usize) -> SealQueueBudget {
+        SealQueueBudget {
+            state: Mutex::new(BudgetState {
+                live_workers: workers,
+                ..BudgetState::default()
+            }),
+            room: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Waits for its turn and until `bytes` more fit (one blob always fits
+    /// in an empty queue), then counts them.
+    fn take(&self, bytes: usize) {
+        let mut state = lock(&self.state);
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        while state.live_workers > 0
+            && (state.serving != ticket
+                || state.queued_bytes > 0 && state.queued_bytes + bytes > self.limit)
+        {
+            state.waiting += 1;
+            state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
+        }
+        state.queued_bytes += bytes;
+        state.serving += 1;
+        if state.waiting > 0 {
+            self.room.notify_all();
+        }
+    }
+
+    fn give_back(&self, bytes: usize) {
+        let mut state = lock(&self.state);
+        state.queued_bytes = state.queued_bytes.saturating_sub(bytes);
+        if state.waiting > 0 {
+            self.room.notify_all();
+        }
+    }
+}
+
+/// Held by a seal worker while it takes jobs, also should it panic.
+struct LiveWorker<'a>(&'a SealQueueBudget);
+
+impl Drop for LiveWorker<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).live_workers -= 1;
+        self.0.room.notify_all();
+    }
+}
+
+impl Job {
+    /// What the job's buffer holds in memory.
+    fn buffer_bytes(&self) -> usize {
+        match self {
+            Job::Seal { data, .. } | Job::HashAndSeal { data, .. } => data.capacity(),
+        }
+    }
+}
+
 pub struct BlobSaver {
     shared: Arc<Shared>,
     seal_tx: Option<Sender<Job>>,
@@ -400,9 +492,10 @@ impl BlobSaver {
         // Finished packs wait in staging files, not in memory, so a few may
         // queue for the uploaders without growing the footprint.
         let (upload_tx, upload_rx) = bounded::<StagedFinished>(upload_threads * 2);
-        // One queued blob per worker keeps them busy; every further one is
-        // a chunk-sized buffer held for nothing.
-        let (seal_tx, seal_rx) = bounded::<Job>(seal_threads);
+        // An average chunk's worth of queued bytes keeps the workers busy
+        // (each holds one more blob); every further chunk is a buffer held
+        // for nothing.
+        let (seal_tx, seal_rx) = bounded::<Job>(SEAL_QUEUE_JOBS);
         let staging_dir = repo
             .backend()
             .staging_dir()
@@ -423,8 +516,24 @@ impl BlobSaver {
             spare_buffer_limit: 2 * repo.config().chunker.avg_bytes as usize,
             error: Mutex::new(None),
             stats: Mutex::new(SaveStats::default()),
+            seal_queue: SealQueueBudget::new(
+                repo.config().chunker.avg_bytes as usize,
+                seal_threads,
+            ),
         });
-        let seal_workers = spawn_workers(seal_threads, seal_rx, &shared, Shared::work);
+        let seal_workers = (0..seal_threads)
+            .map(|_| {
+                let jobs = seal_rx.clone();
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _live = LiveWorker(&shared.seal_queue);
+                    for job in jobs {
+                        shared.seal_queue.give_back(job.buffer_bytes());
+                        shared.work(job);
+                    }
+                })
+            })
+            .collect();
         let upload_workers = spawn_workers(upload_threads, upload_rx, &shared, |s, pack| {
             if s.failed() {
                 return;
@@ -489,8 +598,12 @@ impl BlobSaver {
             .seal_tx
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("saver already finished".into()))?;
-        tx.send(job)
-            .map_err(|_| Error::InvalidArgument("seal workers stopped".into()))
+        let bytes = job.buffer_bytes();
+        self.shared.seal_queue.take(bytes);
+        tx.send(job).map_err(|_| {
+            self.shared.seal_queue.give_back(bytes);
+            Error::InvalidArgument("seal workers stopped".into())
+        })
     }
 
     /// Flushes open packs, waits for every upload and writes the last index
@@ -541,5 +654,44 @@ impl Drop for BlobSaver {
         {
             let _ = worker.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Room is given in the order it was asked for, so a large blob is not
+    /// kept waiting behind small ones that asked later; and nobody waits
+    /// for room once no worker is left to make it.
+    #[test]
+    fn the_seal_queue_budget_is_first_come_first_served_and_never_hangs() {
+        let budget = Arc::new(SealQueueBudget::new(10, 1));
+        budget.take(6);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let spawn_taker = |name: &'static str, bytes: usize| {
+            let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
+            let thread = std::thread::spawn(move || {
+                budget.take(bytes);
+                order.lock().unwrap().push(name);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            thread
+        };
+        let large = spawn_taker("large", 8);
+        let small = spawn_taker("small", 1);
+        assert!(order.lock().unwrap().is_empty(), "the small blob overtook");
+        budget.give_back(6);
+        large.join().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(*order.lock().unwrap(), ["large", "small"]);
+        small.join().unwrap();
+
+        let stuck = spawn_taker("stuck", 8);
+        assert_eq!(order.lock().unwrap().len(), 2, "there was room");
+        drop(LiveWorker(&budget));
+        stuck.join().unwrap();
+        assert_eq!(order.lock().unwrap().len(), 3);
     }
 }
