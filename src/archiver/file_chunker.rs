@@ -217,12 +217,10 @@ impl Cutter<'_> {
         };
         let file = Arc::new(file);
         let head = std::mem::take(&mut job.head);
-        let mut scouted = match (self.scouts, file.metadata()) {
-            (Some(scouts), Ok(meta)) if head.is_empty() && meta.len() >= MIN_SCOUTED_BYTES => {
-                Some(scouts.start(Arc::clone(&file), meta.len()))
-            }
-            _ => None,
-        };
+        let mut scouted = self.scouts.filter(|_| head.is_empty()).and_then(|scouts| {
+            let len = file.metadata().ok()?.len();
+            (len >= MIN_SCOUTED_BYTES).then(|| scouts.start(Arc::clone(&file), len))
+        });
         let mut stream = std::io::Cursor::new(head).chain(&*file);
         chunker.reset();
         let mut lengths = Vec::new();
