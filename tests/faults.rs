@@ -206,3 +206,21 @@ fn corrupted_and_short_reads_are_errors_not_panics() {
     }
     assert_consistent(&root, tmp.path());
 }
+
+/// The fault-injecting wrapper (and the retrying one around it) pass the
+/// sweep of leftover temporaries through to the local backend.
+#[test]
+fn wrapped_backends_pass_the_temporary_sweep_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let cache = CacheOptions { root: None };
+    let repo = Repository::init(faulty(&root, vec![], 1), PW, &cheap(), &cache).unwrap();
+    let stale = root.join("data/00/.tmp-4242-00cc");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&stale).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(25 * 3600))
+        .unwrap();
+    let stats = cairn::prune::prune(&repo, &cairn::prune::PruneOptions::default()).unwrap();
+    assert_eq!(stats.stale_temporaries_removed, 1, "{stats:?}");
+    assert!(!stale.exists());
+}

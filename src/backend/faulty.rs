@@ -192,4 +192,10 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.before(Op::Stat, name)?;
         self.inner.stat(name)
     }
+
+    /// Forwarded without faults: the sweep is housekeeping on the backend's
+    /// own side, not a request that can fail in transit.
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize> {
+        self.inner.remove_stale_temporaries(age)
+    }
 }
