@@ -318,3 +318,53 @@ fn a_location_that_holds_another_repository_now_gets_its_own_cache() {
         fx.dir.path().join("cache").join(&second_id).join("index")
     );
 }
+
+/// Prune deletes a settled marker's packs before the marker itself. A
+/// prune killed in between leaves a marker that names packs which are
+/// gone; the data is all in live packs, so verify must not call that
+/// damage (it did, naming the snapshot whose blobs the gone packs had
+/// also held), and the next prune finishes the job.
+#[test]
+fn a_marker_left_after_its_packs_were_deleted_is_not_damage() {
+    use cairn::checker::{verify, DataSubset};
+    use cairn::progress::NoProgress;
+    use cairn::prune::{prune, PruneOptions};
+
+    let (fx, repo) = Fixture::new();
+    let source = fx.dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    let mut shared = vec![0u8; 300_000];
+    blake3::Hasher::new()
+        .update(b"shared")
+        .finalize_xof()
+        .fill(&mut shared);
+    std::fs::write(source.join("shared"), &shared).unwrap();
+    std::fs::write(source.join("file"), b"first version").unwrap();
+    let first = cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    std::fs::write(source.join("file"), b"second version").unwrap();
+    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    repo.remove_snapshot(&first.id).unwrap();
+    let options = PruneOptions {
+        max_unused: 0.0,
+        grace: chrono::Duration::zero(),
+        ..PruneOptions::default()
+    };
+    prune(&repo, &options).unwrap();
+    // What a prune killed after deleting the retired packs leaves.
+    let mut deleted = 0;
+    for name in repo.obsolete_names().unwrap() {
+        for pack in repo.load_obsolete(&name).unwrap().packs {
+            fx.backend.delete(&pack.id.object_name()).unwrap();
+            deleted += 1;
+        }
+    }
+    assert!(deleted > 0, "the prune retired no pack");
+
+    let report = verify(&repo, DataSubset::All).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.snapshots, 1);
+    prune(&repo, &options).unwrap();
+    assert!(fx.backend.list("obsolete/").unwrap().is_empty());
+    let report = verify(&repo, DataSubset::All).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

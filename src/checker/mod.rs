@@ -189,7 +189,11 @@ fn load_index_once(repo: &Repository) -> Result<IndexView> {
 /// while verify runs. Once its marker is gone as well, that is the
 /// protocol at work, not damage: the pack's problems are dropped and it
 /// leaves the view (so snapshots that still need one of its blobs are
-/// reported by the tree walk).
+/// reported by the tree walk). So is such a pack that is gone while its
+/// marker is not: prune deletes a settled marker's packs before the
+/// marker, and one killed in between leaves exactly that (the next prune
+/// deletes the marker). Whether a snapshot needed the pack, the tree walk
+/// tells.
 fn drop_settled_packs(
     repo: &Repository,
     view: &mut IndexView,
@@ -203,11 +207,9 @@ fn drop_settled_packs(
         if !troubled.contains(object.as_str()) {
             continue;
         }
-        match repo.backend().stat(marker) {
-            Err(e) if e.is_not_found() => settled.insert(object),
-            Err(e) => return Err(e.into()),
-            Ok(_) => continue,
-        };
+        if is_gone(repo, marker)? || is_gone(repo, &pack.object_name())? {
+            settled.insert(object);
+        }
     }
     if settled.is_empty() {
         return Ok(());
@@ -224,6 +226,14 @@ fn drop_settled_packs(
     });
     report.packs = view.packs.len() as u64;
     Ok(())
+}
+
+fn is_gone(repo: &Repository, name: &str) -> Result<bool> {
+    match repo.backend().stat(name) {
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(false),
+    }
 }
 
 fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
