@@ -225,29 +225,46 @@ impl Backend for PruneDuringVerify {
     }
 }
 
+/// Two snapshots of a folder holding `shared` (if not empty) and a file
+/// that changes between them; the first is removed, so a prune has packs
+/// to retire.
+fn second_of_two_snapshots(fx: &Fixture, repo: &Repository, shared: &[u8]) {
+    use cairn::progress::NoProgress;
+
+    let source = fx.dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    if !shared.is_empty() {
+        std::fs::write(source.join("shared"), shared).unwrap();
+    }
+    std::fs::write(source.join("file"), b"first version").unwrap();
+    let first = cairn::archiver::snapshot(repo, &snapshot_options(&source), &NoProgress).unwrap();
+    std::fs::write(source.join("file"), b"second version").unwrap();
+    cairn::archiver::snapshot(repo, &snapshot_options(&source), &NoProgress).unwrap();
+    repo.remove_snapshot(&first.id).unwrap();
+}
+
+/// Prune options that retire every pack with unused bytes, and delete
+/// retired packs at the next run.
+fn prune_now() -> cairn::prune::PruneOptions {
+    cairn::prune::PruneOptions {
+        max_unused: 0.0,
+        grace: chrono::Duration::zero(),
+        ..Default::default()
+    }
+}
+
 /// Packs that only an obsolete marker still names may be deleted by a
 /// prune while a verify runs; once their marker is gone too, that is no
 /// damage, and verify must not report it as such.
 #[test]
 fn verify_does_not_report_packs_a_concurrent_prune_settled() {
     use cairn::checker::{verify, DataSubset};
-    use cairn::progress::NoProgress;
-    use cairn::prune::{prune, PruneOptions};
+    use cairn::prune::prune;
 
     let (fx, repo) = Fixture::new();
-    let source = fx.dir.path().join("src");
-    std::fs::create_dir_all(&source).unwrap();
-    std::fs::write(source.join("file"), b"first version").unwrap();
-    let first = cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
-    std::fs::write(source.join("file"), b"second version").unwrap();
-    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
-    repo.remove_snapshot(&first.id).unwrap();
+    second_of_two_snapshots(&fx, &repo, &[]);
     // Retires the first snapshot's packs: an obsolete marker names them.
-    let options = PruneOptions {
-        max_unused: 0.0,
-        grace: chrono::Duration::zero(),
-        ..PruneOptions::default()
-    };
+    let options = prune_now();
     let stats = prune(&repo, &options).unwrap();
     assert!(stats.bytes_marked_obsolete > 0, "{stats:?}");
     assert!(!fx.backend.list("obsolete/").unwrap().is_empty());
@@ -327,28 +344,16 @@ fn a_location_that_holds_another_repository_now_gets_its_own_cache() {
 #[test]
 fn a_marker_left_after_its_packs_were_deleted_is_not_damage() {
     use cairn::checker::{verify, DataSubset};
-    use cairn::progress::NoProgress;
-    use cairn::prune::{prune, PruneOptions};
+    use cairn::prune::prune;
 
     let (fx, repo) = Fixture::new();
-    let source = fx.dir.path().join("src");
-    std::fs::create_dir_all(&source).unwrap();
     let mut shared = vec![0u8; 300_000];
     blake3::Hasher::new()
         .update(b"shared")
         .finalize_xof()
         .fill(&mut shared);
-    std::fs::write(source.join("shared"), &shared).unwrap();
-    std::fs::write(source.join("file"), b"first version").unwrap();
-    let first = cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
-    std::fs::write(source.join("file"), b"second version").unwrap();
-    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
-    repo.remove_snapshot(&first.id).unwrap();
-    let options = PruneOptions {
-        max_unused: 0.0,
-        grace: chrono::Duration::zero(),
-        ..PruneOptions::default()
-    };
+    second_of_two_snapshots(&fx, &repo, &shared);
+    let options = prune_now();
     prune(&repo, &options).unwrap();
     // What a prune killed after deleting the retired packs leaves.
     let mut deleted = 0;
