@@ -137,10 +137,17 @@ struct UnfinishedDir {
 }
 
 /// A directory's entries and the parent snapshot's tree of it (to count
-/// deletions once the entries are final).
+/// deletions, and keep the old tree if nothing changed, once the entries
+/// are final).
 struct PendingTree {
     builder: TreeBuilder,
-    old: Option<Tree>,
+    old: Option<OldTree>,
+}
+
+/// A directory's tree in the parent snapshot.
+struct OldTree {
+    id: BlobId,
+    tree: Tree,
 }
 
 /// A directory's tree while its entries are archived.
@@ -250,7 +257,13 @@ pub fn snapshot(
         None => find_parent(repo, &options.hostname, &paths)?,
     };
     let parent_tree = match &parent_id {
-        Some(id) => Some(repo.load_tree(&repo.load_snapshot(id)?.tree)?),
+        Some(id) => {
+            let root = repo.load_snapshot(id)?.tree;
+            Some(OldTree {
+                id: root,
+                tree: repo.load_tree(&root)?,
+            })
+        }
         None => None,
     };
     let mut trie = PathTrie::default();
@@ -316,13 +329,15 @@ pub fn snapshot(
     })
 }
 
-fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Option<Tree> {
+fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Option<OldTree> {
     let node = parent?.find(name)?;
     if node.kind != NodeKind::Dir {
         return None;
     }
+    let id = node.subtree?;
     // An unreadable parent tree only costs speed: files are re-read.
-    repo.load_tree(node.subtree.as_ref()?).ok()
+    let tree = repo.load_tree(&id).ok()?;
+    Some(OldTree { id, tree })
 }
 
 /// Opens without updating the access time where the kernel allows it (only
@@ -361,8 +376,9 @@ impl Archiver<'_> {
         &mut self,
         path: &Path,
         trie: &PathTrie,
-        parent: Option<&Tree>,
+        old: Option<&OldTree>,
     ) -> Result<BlobId> {
+        let parent = old.map(|o| &o.tree);
         let mut tree = TreeBuilder::default();
         for (name, child) in &trie.children {
             let name_os = OsStr::from_bytes(name);
@@ -374,21 +390,27 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            let old_subtree = parent_subtree(self.repo, parent, name);
             if child.is_source {
                 if let Some(entry) = self.entry(name_os, &child_path, &meta, parent, true)? {
                     tree.push(entry);
                 }
                 continue;
             }
-            let mut node =
-                match walker::node_from_metadata(name_os, &child_path, &meta, &mut self.names) {
-                    Ok(node) => node,
-                    Err(e) => {
-                        self.report(&child_path, e.to_string());
-                        continue;
-                    }
-                };
+            let old_node = parent.and_then(|t| t.find(name));
+            let mut node = match walker::node_from_metadata(
+                name_os,
+                &child_path,
+                &meta,
+                old_node,
+                &mut self.names,
+            ) {
+                Ok(node) => node,
+                Err(e) => {
+                    self.report(&child_path, e.to_string());
+                    continue;
+                }
+            };
+            let old_subtree = parent_subtree(self.repo, parent, name);
             node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
             tree.push(Entry {
                 node,
@@ -396,7 +418,7 @@ impl Archiver<'_> {
             });
         }
         let tree = self.finish_tree(tree)?;
-        self.save_tree(tree)
+        self.save_tree_unless_unchanged(tree, old)
     }
 
     /// Waits for what a directory's entries wait for and completes their
@@ -451,6 +473,21 @@ impl Archiver<'_> {
         Ok(id)
     }
 
+    /// Like `save_tree`, but a directory whose tree came out as in the
+    /// parent snapshot keeps that tree's blob: no encoding, no hashing, no
+    /// lookup (the parent's tree was found in the index to be loaded).
+    fn save_tree_unless_unchanged(
+        &mut self,
+        mut tree: Tree,
+        old: Option<&OldTree>,
+    ) -> Result<BlobId> {
+        tree.sort();
+        match old {
+            Some(old) if old.tree == tree => Ok(old.id),
+            _ => self.save_tree(tree),
+        }
+    }
+
     /// Archives one entry. `None` when it was skipped (excluded, vanished,
     /// or a scanned directory with nothing selected below it).
     fn entry(
@@ -464,14 +501,14 @@ impl Archiver<'_> {
         let Some(decision) = self.selection.admit(path, meta, is_source) else {
             return Ok(None);
         };
-        let mut node = match walker::node_from_metadata(name, path, meta, &mut self.names) {
+        let old = parent.and_then(|t| t.find(name.as_bytes()));
+        let mut node = match walker::node_from_metadata(name, path, meta, old, &mut self.names) {
             Ok(node) => node,
             Err(e) => {
                 self.report(path, e.to_string());
                 return Ok(None);
             }
         };
-        let old = parent.and_then(|t| t.find(name.as_bytes()));
         self.summary.source_entries += 1;
         let mut unfinished = None;
         match node.kind {
@@ -538,7 +575,8 @@ impl Archiver<'_> {
 
     /// Archives a directory's selected entries. `parent` is the parent
     /// snapshot's tree of it.
-    fn dir(&mut self, path: &Path, parent: Option<Tree>) -> Result<DirOutcome> {
+    fn dir(&mut self, path: &Path, old: Option<OldTree>) -> Result<DirOutcome> {
+        let parent = old.as_ref().map(|o| &o.tree);
         self.prefetch.entered();
         let entries = match walker::read_dir_sorted(path) {
             Ok(entries) => entries,
@@ -553,7 +591,7 @@ impl Archiver<'_> {
         let (files, dirs): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .partition(|(_, meta)| !meta.as_ref().is_ok_and(|m| m.is_dir()));
-        self.plan_reads(path, &files, parent.as_ref());
+        self.plan_reads(path, &files, parent);
         let mut builder = TreeBuilder::default();
         for (name, meta) in files.into_iter().chain(dirs) {
             let child = path.join(&name);
@@ -564,7 +602,7 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            if let Some(entry) = self.entry(&name, &child, &meta, parent.as_ref(), false)? {
+            if let Some(entry) = self.entry(&name, &child, &meta, parent, false)? {
                 let is_dir = matches!(entry.unfinished, Some(Unfinished::Dir(_)));
                 builder.push(entry);
                 if is_dir {
@@ -574,10 +612,7 @@ impl Archiver<'_> {
                 }
             }
         }
-        let tree = PendingTree {
-            builder,
-            old: parent,
-        };
+        let tree = PendingTree { builder, old };
         if !tree.builder.is_ready() {
             return Ok(DirOutcome::Unfinished(tree));
         }
@@ -591,10 +626,13 @@ impl Archiver<'_> {
         let PendingTree { builder, old } = tree;
         let tree = self.finish_tree(builder)?;
         if let Some(old) = &old {
-            self.count_deleted(old, &tree);
+            self.count_deleted(&old.tree, &tree);
         }
         let selected = tree.nodes.len();
-        Ok((self.save_tree(tree)?, selected))
+        Ok((
+            self.save_tree_unless_unchanged(tree, old.as_ref())?,
+            selected,
+        ))
     }
 
     /// Stores the waiting subdirectories whose files are all read.

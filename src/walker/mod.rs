@@ -261,10 +261,14 @@ pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
 }
 
 /// The node for one file-system entry, without file contents or subtree.
+/// `old` is the entry of that name in the last snapshot, if any: while the
+/// inode's change time is the same, its extended attributes and symlink
+/// target are taken from there (see `same_inode_state`).
 pub fn node_from_metadata(
     name: &OsStr,
     path: &Path,
     meta: &Metadata,
+    old: Option<&Node>,
     names: &mut IdNames,
 ) -> std::io::Result<Node> {
     let kind = kind_of(meta);
@@ -284,14 +288,32 @@ pub fn node_from_metadata(
     match kind {
         NodeKind::File => node.size = meta.len(),
         NodeKind::Symlink => {
-            let target = std::fs::read_link(path)?;
-            node.link_target = Some(ByteBuf::from(target.as_os_str().as_bytes().to_vec()));
+            node.link_target = match old.filter(|o| same_inode_state(o, &node)) {
+                Some(old) if old.link_target.is_some() => old.link_target.clone(),
+                _ => {
+                    let target = std::fs::read_link(path)?;
+                    Some(ByteBuf::from(target.as_os_str().as_bytes().to_vec()))
+                }
+            };
         }
         NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = meta.rdev(),
         _ => {}
     }
-    node.xattrs = read_xattrs(path);
+    node.xattrs = match old.filter(|o| same_inode_state(o, &node)) {
+        Some(old) => old.xattrs.clone(),
+        None => read_xattrs(path),
+    };
     Ok(node)
+}
+
+/// Whether `old` describes the same inode as `now` with no change since:
+/// setting or removing an extended attribute, like any other change to an
+/// inode, sets its change time (which no system call can set back), and a
+/// symlink's target never changes in place. Listing attributes costs a
+/// path lookup and a system call or two per entry, and in a snapshot where
+/// little changed that was a sixth of the walking thread's time.
+fn same_inode_state(old: &Node, now: &Node) -> bool {
+    old.kind == now.kind && old.inode == now.inode && old.ctime == now.ctime
 }
 
 #[cfg(test)]
