@@ -9,12 +9,15 @@
 //! still being cut or hashed is stored later (`Unfinished`), so the walk
 //! goes on meanwhile. Two helpers only warm the kernel's caches: the
 //! `prefetch` walk lists directories ahead, and `readahead` asks for the
-//! files about to be read.
+//! files about to be read; a third (`tree_prefetch`) loads the parent
+//! snapshot's trees ahead of the walk.
 //!
 //! Files whose size, mtime, ctime and inode match the parent snapshot's entry
-//! are not opened: their blob list is reused. Entries that vanish or cannot
-//! be read are reported through `Progress` and skipped; the snapshot is still
-//! written and `ArchiveOutcome::errors` tells the caller (exit code 3).
+//! are not opened: their blob list is reused. A directory whose tree comes
+//! out as the parent snapshot's keeps that tree's blob. Entries that vanish
+//! or cannot be read are reported through `Progress` and skipped; the
+//! snapshot is still written and `ArchiveOutcome::errors` tells the caller
+//! (exit code 3).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -43,9 +46,11 @@ pub mod cut_scout;
 mod file_chunker;
 mod prefetch;
 mod readahead;
+mod tree_prefetch;
 use file_chunker::{FileChunker, PendingFile};
-use prefetch::Prefetch;
+pub use prefetch::{warm_up, Prefetch};
 use readahead::{Ahead, ReadAhead};
+use tree_prefetch::TreePrefetch;
 
 /// What to back up and how. `Default` gives no paths, no filter, automatic
 /// parent choice and default compression, for callers to fill in.
@@ -65,6 +70,9 @@ pub struct SnapshotOptions {
     /// Threads that help cut large files (`cut_scout`); `None`: as many as
     /// pay on this machine's cores (none on two).
     pub cut_scouts: Option<usize>,
+    /// The walk of `paths` started ahead (`warm_up`), before the
+    /// repository was opened; `None`: the snapshot starts it.
+    pub prefetch: Option<Prefetch>,
 }
 
 /// A file or directory that could not be backed up.
@@ -210,7 +218,9 @@ struct Archiver<'a> {
     errors: Vec<EntryError>,
     root_device: u64,
     readahead: ReadAhead,
-    prefetch: Prefetch,
+    prefetch: &'a Prefetch,
+    /// Loads the parent snapshot's trees ahead (none without a parent).
+    old_trees: Option<TreePrefetch>,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -272,6 +282,7 @@ pub fn snapshot(
     }
     let root_device = walker::root_device(&sources);
     let saver = repo.blob_saver(options.saver.clone());
+    let mut own_prefetch = None;
     let (root_tree, mut summary, errors) = std::thread::scope(|scope| {
         let chunker = StreamChunker::new(repo.config().chunker, repo.key().chunker_seed());
         let mut archiver = Archiver {
@@ -293,7 +304,17 @@ pub fn snapshot(
             errors: Vec::new(),
             root_device,
             readahead: ReadAhead::new(),
-            prefetch: Prefetch::spawn(scope, sources.clone(), &options.selection, root_device),
+            prefetch: match &options.prefetch {
+                Some(started) => started,
+                None => own_prefetch.insert(Prefetch::start(
+                    sources.clone(),
+                    options.selection.clone(),
+                    root_device,
+                )),
+            },
+            old_trees: parent_tree
+                .as_ref()
+                .map(|old| TreePrefetch::spawn(scope, repo, &old.tree)),
         };
         let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
         Ok::<_, Error>((root_tree, archiver.summary, archiver.errors))
@@ -329,17 +350,6 @@ pub fn snapshot(
     })
 }
 
-fn parent_subtree(repo: &Repository, parent: Option<&Tree>, name: &[u8]) -> Option<OldTree> {
-    let node = parent?.find(name)?;
-    if node.kind != NodeKind::Dir {
-        return None;
-    }
-    let id = node.subtree?;
-    // An unreadable parent tree only costs speed: files are re-read.
-    let tree = repo.load_tree(&id).ok()?;
-    Some(OldTree { id, tree })
-}
-
 /// Opens without updating the access time where the kernel allows it (only
 /// the file's owner or root may), so backups do not disturb atimes.
 pub(crate) fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
@@ -363,6 +373,21 @@ fn unchanged(old: &Node, meta: &Metadata) -> bool {
 }
 
 impl Archiver<'_> {
+    /// The parent snapshot's tree of the directory `name` in `parent`.
+    fn old_subtree(&self, parent: Option<&Tree>, name: &[u8]) -> Option<OldTree> {
+        let node = parent?.find(name)?;
+        if node.kind != NodeKind::Dir {
+            return None;
+        }
+        let id = node.subtree?;
+        let tree = match self.old_trees.as_ref().and_then(|t| t.take(&id)) {
+            Some(tree) => tree,
+            // An unreadable parent tree only costs speed: files are re-read.
+            None => self.repo.load_tree(&id).ok()?,
+        };
+        Some(OldTree { id, tree })
+    }
+
     fn report(&mut self, path: &Path, message: String) {
         self.progress.error(path, &message);
         self.errors.push(EntryError {
@@ -410,7 +435,7 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            let old_subtree = parent_subtree(self.repo, parent, name);
+            let old_subtree = self.old_subtree(parent, name);
             node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
             tree.push(Entry {
                 node,
@@ -514,7 +539,7 @@ impl Archiver<'_> {
         match node.kind {
             NodeKind::Dir => {
                 let other_fs = self.selection.is_other_file_system(meta, self.root_device);
-                let old_tree = parent_subtree(self.repo, parent, name.as_bytes());
+                let old_tree = self.old_subtree(parent, name.as_bytes());
                 let outcome = if other_fs {
                     DirOutcome::Stored(self.save_tree(Tree::default())?, 0)
                 } else {

@@ -8,20 +8,27 @@
 //! which to enter); the other entries go to a few threads in batches, so
 //! several inode reads are in flight at once. Everything here is a hint;
 //! an error just ends that branch.
+//!
+//! The walk needs no repository, so the command line starts it before the
+//! repository is opened (`warm_up`): the first directories are read while
+//! the password's key is derived. Its threads are not scoped for that
+//! reason; they end soon after the handle is dropped.
 
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::Scope;
 use std::time::Duration;
 
-use crate::walker::Selection;
+use crate::walker::{self, Selection};
 
-/// Directories listed ahead of the archiver: enough to keep the disk busy,
-/// few enough that the inodes are still cached when the archiver arrives.
-const DIRS_AHEAD: usize = 64;
+/// Directories listed ahead of the archiver: enough to keep the disk busy
+/// (also while the key is derived, about 150 ms, before the archiver
+/// starts), few enough that the inodes are surely still cached when the
+/// archiver arrives (a few hundred KiB of kernel memory per directory of
+/// a hundred entries).
+const DIRS_AHEAD: usize = 256;
 
 /// How long the walker sleeps when it is far enough ahead.
 const PAUSE: Duration = Duration::from_millis(2);
@@ -35,13 +42,13 @@ const STAT_THREADS: usize = 3;
 const QUEUED_BATCHES: usize = 2 * STAT_THREADS;
 
 /// The archiver's handle; dropping it stops the walk.
-pub(super) struct Prefetch {
+pub struct Prefetch {
     entered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
-struct Walk<'env> {
-    selection: &'env Selection,
+struct Walk {
+    selection: Selection,
     root_device: u64,
     entered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -50,12 +57,23 @@ struct Walk<'env> {
     stat_queue: Option<crossbeam_channel::Sender<Vec<PathBuf>>>,
 }
 
+/// Starts walking the sources of a snapshot of `paths` with `selection`
+/// (pass the handle on in `SnapshotOptions::prefetch`). Paths that do not
+/// resolve are left for the snapshot to report.
+pub fn warm_up(paths: &[PathBuf], selection: &Selection) -> Prefetch {
+    let sources: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| walker::absolute_source(p).ok())
+        .collect();
+    let root_device = walker::root_device(&sources);
+    Prefetch::start(sources, selection.clone(), root_device)
+}
+
 impl Prefetch {
-    /// Starts walking `sources` (in the archiver's order) in `scope`.
-    pub(super) fn spawn<'scope, 'env>(
-        scope: &'scope Scope<'scope, 'env>,
+    /// Starts walking `sources` (in the archiver's order).
+    pub(super) fn start(
         mut sources: Vec<PathBuf>,
-        selection: &'env Selection,
+        selection: Selection,
         root_device: u64,
     ) -> Prefetch {
         let entered = Arc::new(AtomicUsize::new(0));
@@ -66,12 +84,12 @@ impl Prefetch {
             entered: Arc::clone(&entered),
             stop: Arc::clone(&stop),
             listed: 0,
-            stat_queue: spawn_stat_threads(scope, &stop),
+            stat_queue: spawn_stat_threads(&stop),
         };
         sources.sort();
         let spawned = std::thread::Builder::new()
             .name("cairn-prefetch".into())
-            .spawn_scoped(scope, move || {
+            .spawn(move || {
                 for source in sources {
                     walk.dir(&source);
                 }
@@ -95,10 +113,7 @@ impl Drop for Prefetch {
 
 /// Starts the threads that `lstat` what the walker sends them; they end
 /// when the walker drops its sender.
-fn spawn_stat_threads<'scope>(
-    scope: &'scope Scope<'scope, '_>,
-    stop: &Arc<AtomicBool>,
-) -> Option<crossbeam_channel::Sender<Vec<PathBuf>>> {
+fn spawn_stat_threads(stop: &Arc<AtomicBool>) -> Option<crossbeam_channel::Sender<Vec<PathBuf>>> {
     let (queue, batches) = crossbeam_channel::bounded::<Vec<PathBuf>>(QUEUED_BATCHES);
     let mut spawned = 0;
     for _ in 0..STAT_THREADS {
@@ -106,7 +121,7 @@ fn spawn_stat_threads<'scope>(
         let stop = Arc::clone(stop);
         let thread = std::thread::Builder::new()
             .name("cairn-prefetch".into())
-            .spawn_scoped(scope, move || {
+            .spawn(move || {
                 for batch in batches {
                     for path in batch {
                         if stop.load(Ordering::Relaxed) {
@@ -121,7 +136,7 @@ fn spawn_stat_threads<'scope>(
     (spawned > 0).then_some(queue)
 }
 
-impl Walk<'_> {
+impl Walk {
     /// Lists `dir`, then walks its subdirectories; `false` once stopped.
     fn dir(&mut self, dir: &Path) -> bool {
         while self.listed >= self.entered.load(Ordering::Relaxed) + DIRS_AHEAD {

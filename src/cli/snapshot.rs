@@ -200,6 +200,15 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
         Some(checked_filter(&rules, &args.paths)?)
     };
     let time = args.time.as_deref().map(parse_time).transpose()?;
+    let selection = Selection {
+        filter,
+        exclude_if_present: args.exclude_if_present.clone(),
+        exclude_caches: args.exclude_caches,
+        one_file_system: args.one_file_system,
+        exclude_larger_than: args.exclude_larger_than,
+    };
+    // Reads the first directories' inodes while the key is derived.
+    let prefetch = archiver::warm_up(&args.paths, &selection);
     let repo = env::open(g)?;
     let parent = if args.force {
         Some(None)
@@ -211,13 +220,7 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
     };
     let options = SnapshotOptions {
         paths: args.paths.clone(),
-        selection: Selection {
-            filter,
-            exclude_if_present: args.exclude_if_present.clone(),
-            exclude_caches: args.exclude_caches,
-            one_file_system: args.one_file_system,
-            exclude_larger_than: args.exclude_larger_than,
-        },
+        selection,
         excludes,
         hostname: args.host.clone().unwrap_or_else(env::hostname),
         username: env::username(),
@@ -229,6 +232,7 @@ pub fn run(g: &GlobalArgs, args: &SnapshotArgs, matches: &clap::ArgMatches) -> a
             ..SaverOptions::default()
         },
         cut_scouts: None,
+        prefetch: Some(prefetch),
     };
     let progress = TerminalProgress::new(g.quiet, None);
     let outcome = std::thread::scope(|scope| {

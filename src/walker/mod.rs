@@ -19,7 +19,7 @@ use crate::tree::{Node, NodeKind, Timestamp, Xattr};
 use filter::{Decision, Filter};
 
 /// Which entries a snapshot takes, beyond the filter rules.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Selection {
     pub filter: Option<Filter>,
     /// A directory holding a file of one of these names is skipped.
