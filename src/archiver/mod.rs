@@ -443,7 +443,7 @@ impl Archiver<'_> {
             });
         }
         let tree = self.finish_tree(tree)?;
-        self.save_tree_unless_unchanged(tree, old)
+        self.save_tree(tree, old)
     }
 
     /// Waits for what a directory's entries wait for and completes their
@@ -492,25 +492,16 @@ impl Archiver<'_> {
         self.progress.file_done(&read.path, size, true);
     }
 
-    fn save_tree(&mut self, mut tree: Tree) -> Result<BlobId> {
+    /// Stores a directory's tree. One that came out as `old`, the parent
+    /// snapshot's, keeps that tree's blob: no encoding, no hashing, no
+    /// lookup (the parent's tree was found in the index to be loaded).
+    fn save_tree(&mut self, mut tree: Tree, old: Option<&OldTree>) -> Result<BlobId> {
         tree.sort();
+        if let Some(old) = old.filter(|old| old.tree == tree) {
+            return Ok(old.id);
+        }
         let (id, _) = self.saver.save(BlobKind::Tree, tree.encode())?;
         Ok(id)
-    }
-
-    /// Like `save_tree`, but a directory whose tree came out as in the
-    /// parent snapshot keeps that tree's blob: no encoding, no hashing, no
-    /// lookup (the parent's tree was found in the index to be loaded).
-    fn save_tree_unless_unchanged(
-        &mut self,
-        mut tree: Tree,
-        old: Option<&OldTree>,
-    ) -> Result<BlobId> {
-        tree.sort();
-        match old {
-            Some(old) if old.tree == tree => Ok(old.id),
-            _ => self.save_tree(tree),
-        }
     }
 
     /// Archives one entry. `None` when it was skipped (excluded, vanished,
@@ -541,7 +532,7 @@ impl Archiver<'_> {
                 let other_fs = self.selection.is_other_file_system(meta, self.root_device);
                 let old_tree = self.old_subtree(parent, name.as_bytes());
                 let outcome = if other_fs {
-                    DirOutcome::Stored(self.save_tree(Tree::default())?, 0)
+                    DirOutcome::Stored(self.save_tree(Tree::default(), None)?, 0)
                 } else {
                     self.dir(path, old_tree)?
                 };
@@ -598,7 +589,7 @@ impl Archiver<'_> {
         true
     }
 
-    /// Archives a directory's selected entries. `parent` is the parent
+    /// Archives a directory's selected entries. `old` is the parent
     /// snapshot's tree of it.
     fn dir(&mut self, path: &Path, old: Option<OldTree>) -> Result<DirOutcome> {
         let parent = old.as_ref().map(|o| &o.tree);
@@ -607,7 +598,10 @@ impl Archiver<'_> {
             Ok(entries) => entries,
             Err(e) => {
                 self.report(path, format!("cannot read directory: {e}"));
-                return Ok(DirOutcome::Stored(self.save_tree(Tree::default())?, 0));
+                return Ok(DirOutcome::Stored(
+                    self.save_tree(Tree::default(), None)?,
+                    0,
+                ));
             }
         };
         // Files first, then subdirectories: the read-ahead follows the
@@ -654,10 +648,7 @@ impl Archiver<'_> {
             self.count_deleted(&old.tree, &tree);
         }
         let selected = tree.nodes.len();
-        Ok((
-            self.save_tree_unless_unchanged(tree, old.as_ref())?,
-            selected,
-        ))
+        Ok((self.save_tree(tree, old.as_ref())?, selected))
     }
 
     /// Stores the waiting subdirectories whose files are all read.

@@ -61,11 +61,7 @@ struct Walk {
 /// (pass the handle on in `SnapshotOptions::prefetch`). Paths that do not
 /// resolve are left for the snapshot to report.
 pub fn warm_up(paths: &[PathBuf], selection: &Selection) -> Prefetch {
-    let sources: Vec<PathBuf> = paths
-        .iter()
-        .filter_map(|p| walker::absolute_source(p).ok())
-        .collect();
-    let root_device = walker::root_device(&sources);
+    let (sources, root_device) = walker::resolved_sources(paths);
     Prefetch::start(sources, selection.clone(), root_device)
 }
 

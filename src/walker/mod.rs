@@ -119,16 +119,24 @@ pub fn root_device(sources: &[std::path::PathBuf]) -> u64 {
         .map_or(0, |m| m.dev())
 }
 
+/// The source paths among `paths` that resolve (`absolute_source`), and
+/// their `root_device`: for the walks that run beside a snapshot and leave
+/// reporting bad paths to it.
+pub fn resolved_sources(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, u64) {
+    let sources: Vec<_> = paths
+        .iter()
+        .filter_map(|p| absolute_source(p).ok())
+        .collect();
+    let device = root_device(&sources);
+    (sources, device)
+}
+
 /// The bytes of the regular files a snapshot of `sources` would select: a
 /// metadata-only walk applying the same selection as the archiver, so the
 /// ETA of a backup of `/` with `--exclude /proc` does not count (or walk)
 /// `/proc`. Unreadable entries count as nothing.
 pub fn selected_file_bytes(sources: &[std::path::PathBuf], selection: &Selection) -> u64 {
-    let sources: Vec<_> = sources
-        .iter()
-        .filter_map(|p| absolute_source(p).ok())
-        .collect();
-    let root_device = root_device(&sources);
+    let (sources, root_device) = resolved_sources(sources);
     sources
         .iter()
         .filter_map(|p| Some((p.symlink_metadata().ok()?, p)))
@@ -285,10 +293,11 @@ pub fn node_from_metadata(
     node.inode = meta.ino();
     node.device = meta.dev();
     node.links = meta.nlink();
+    let kept = old.filter(|o| same_inode_state(o, &node));
     match kind {
         NodeKind::File => node.size = meta.len(),
         NodeKind::Symlink => {
-            node.link_target = match old.filter(|o| same_inode_state(o, &node)) {
+            node.link_target = match kept {
                 Some(old) if old.link_target.is_some() => old.link_target.clone(),
                 _ => {
                     let target = std::fs::read_link(path)?;
@@ -299,7 +308,7 @@ pub fn node_from_metadata(
         NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = meta.rdev(),
         _ => {}
     }
-    node.xattrs = match old.filter(|o| same_inode_state(o, &node)) {
+    node.xattrs = match kept {
         Some(old) => old.xattrs.clone(),
         None => read_xattrs(path),
     };
