@@ -1,5 +1,5 @@
-//! Loads the parent snapshot's directory trees ahead of the archiver, on a
-//! thread of its own. In a snapshot where little changed, loading them (a
+//! Loads the parent snapshot's directory trees ahead of the archiver, on
+//! threads of their own. In a snapshot where little changed, loading them (a
 //! cache read, decryption, decompression, decoding) was over a third of the
 //! walking thread's time, and that thread is the critical path.
 //!
@@ -9,11 +9,11 @@
 //! of them: one alone, waiting on the cache's reads, fell behind the
 //! archiver once the archiver no longer loaded trees itself. The
 //! archiver takes each tree as it enters the directory; trees it passes
-//! without taking (directories since deleted or excluded) are dropped.
-//! Everything here is a hint: a tree the loader does not have ready (or
-//! could not load) the archiver loads itself. (So does it, for the rest of
-//! the walk, should more than `TREES_AHEAD` directories in a row be gone:
-//! the loader then waits for room that never comes.)
+//! without taking (directories since deleted or excluded) are dropped,
+//! and so are those below them. Everything here is a hint: a tree the
+//! loaders do not have ready (or could not load) the archiver loads
+//! itself. When it does because they are still below a directory since
+//! deleted, that tells them where it is: they skip ahead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -28,6 +28,7 @@ use crate::tree::{NodeKind, Tree};
 /// hundred entries decodes to some tens of KiB).
 const TREES_AHEAD: usize = 64;
 
+/// Loader threads.
 const LOADERS: usize = 2;
 
 pub(super) struct TreePrefetch {
@@ -97,35 +98,15 @@ impl TreePrefetch {
             let loader = Arc::clone(&shared);
             let _ = std::thread::Builder::new()
                 .name("cairn-trees".into())
-                .spawn_scoped(scope, move || {
-                    while let Some((id, place)) = loader.next() {
-                        let tree = repo.load_tree(&id).ok();
-                        loader.loaded(id, place, tree);
-                    }
-                });
+                .spawn_scoped(scope, move || loader.load_all(|id| repo.load_tree(id).ok()));
         }
         TreePrefetch { shared }
     }
 
-    /// The tree `id` if the loader has it (waiting if it is loading it
+    /// The tree `id` if the loaders have it (waiting if one is loading it
     /// now); `None`: load it yourself.
     pub(super) fn take(&self, id: &BlobId) -> Option<Tree> {
-        let mut state = lock(&self.shared);
-        while state.loading.contains(id) {
-            state = self
-                .shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        let (place, tree) = state.ready.remove(id)?;
-        if place > state.passed {
-            state.ready.retain(|_, (p, _)| *p > place);
-            state.passed = place;
-        }
-        drop(state);
-        self.shared.changed.notify_all();
-        Some(tree)
+        self.shared.take(id)
     }
 }
 
@@ -136,6 +117,51 @@ fn is_passed(place: &[u32], passed: &[u32]) -> bool {
 }
 
 impl Shared {
+    /// A loader's work: loads trees with `load` until there are none left
+    /// or the archiver is done.
+    fn load_all(&self, load: impl Fn(&BlobId) -> Option<Tree>) {
+        while let Some((id, place)) = self.next() {
+            let tree = load(&id);
+            self.loaded(id, place, tree);
+        }
+    }
+
+    fn take(&self, id: &BlobId) -> Option<Tree> {
+        let mut state = lock(self);
+        while state.loading.contains(id) {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let taken = state.ready.remove(id);
+        // Not loaded yet: the loaders may be busy below a directory since
+        // deleted, with no room left for what comes after it. Where the
+        // archiver is tells them to skip the rest of it.
+        let place = match &taken {
+            Some((place, _)) => Some(place.clone()),
+            None => state
+                .to_load
+                .iter()
+                .rev()
+                .find(|(waiting, _)| waiting == id)
+                .map(|(_, place)| place.clone()),
+        };
+        if let Some(place) = place.filter(|place| *place > state.passed) {
+            state.ready.retain(|_, (p, _)| *p > place);
+            state.passed = place;
+        }
+        drop(state);
+        self.changed.notify_all();
+        taken.map(|(_, tree)| tree)
+    }
+
+    /// Ends the loaders' work: the archiver is done.
+    fn stop(&self) {
+        let mut state = lock(self);
+        state.stopped = true;
+        state.ready.clear();
+        drop(state);
+        self.changed.notify_all();
+    }
+
     /// The next tree to load and its place, once fewer than `TREES_AHEAD`
     /// trees wait for the archiver; `None` when all are loaded (or the
     /// archiver is done).
@@ -184,11 +210,7 @@ impl Shared {
 
 impl Drop for TreePrefetch {
     fn drop(&mut self) {
-        let mut state = lock(&self.shared);
-        state.stopped = true;
-        state.ready.clear();
-        drop(state);
-        self.shared.changed.notify_all();
+        self.shared.stop();
     }
 }
 
@@ -196,6 +218,72 @@ impl Drop for TreePrefetch {
 mod tests {
     use super::*;
     use crate::tree::Node;
+
+    fn tree_of_dirs(ids: impl IntoIterator<Item = u8>) -> Tree {
+        let nodes = ids
+            .into_iter()
+            .map(|byte| {
+                let mut node = Node::new(&[b'd', byte], NodeKind::Dir);
+                node.subtree = Some(BlobId([byte; 32]));
+                node
+            })
+            .collect();
+        Tree { nodes }
+    }
+
+    /// A directory deleted since the parent snapshot, with more
+    /// subdirectories than the loaders keep ready, must not hold them up
+    /// for the rest of the walk: the archiver's miss on the next directory
+    /// moves them past it.
+    #[test]
+    fn a_deleted_directory_with_many_subdirectories_does_not_stall_the_loaders() {
+        let (deleted, next, below_next) = (BlobId([1; 32]), BlobId([2; 32]), BlobId([3; 32]));
+        let mut trees: HashMap<BlobId, Tree> = HashMap::new();
+        trees.insert(deleted, tree_of_dirs(100..200));
+        trees.insert(next, tree_of_dirs([3]));
+        for byte in (3..4).chain(100..200) {
+            trees.insert(BlobId([byte; 32]), Tree::default());
+        }
+        let prefetch = TreePrefetch {
+            shared: Arc::new(Shared::default()),
+        };
+        lock(&prefetch.shared).to_load = vec![(next, vec![1]), (deleted, vec![0])];
+        let wait_until = |ready: &dyn Fn(&State) -> bool| {
+            for _ in 0..500 {
+                if ready(&lock(&prefetch.shared)) {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            false
+        };
+        /// Stops the loader also when an assertion fails, so the test
+        /// fails instead of waiting for it forever.
+        struct StopOnDrop<'a>(&'a Shared);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.stop();
+            }
+        }
+        std::thread::scope(|scope| {
+            let shared = Arc::clone(&prefetch.shared);
+            scope.spawn(move || shared.load_all(|id| trees.get(id).cloned()));
+            let _stop = StopOnDrop(&prefetch.shared);
+            assert!(
+                wait_until(&|s| s.ready.len() >= TREES_AHEAD),
+                "loaders ahead"
+            );
+            assert!(
+                prefetch.take(&next).is_none(),
+                "not loaded: load it yourself"
+            );
+            assert!(
+                wait_until(&|s| s.ready.contains_key(&below_next)),
+                "the loaders stayed below the deleted directory"
+            );
+            assert_eq!(prefetch.take(&below_next), Some(Tree::default()));
+        });
+    }
 
     #[test]
     fn places_compare_in_the_order_directories_are_entered() {
