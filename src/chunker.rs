@@ -193,6 +193,31 @@ impl StreamChunker {
         }
     }
 
+    /// Takes the next `len` bytes as a chunk if `confirm` accepts them, and
+    /// nothing otherwise (nor if the stream ends first): for a chunk
+    /// expected from elsewhere, such as the parent snapshot's copy of the
+    /// file, whose bytes must be checked before they are trusted. A
+    /// content-defined cut depends only on the bytes since the previous
+    /// cut, so bytes that were a whole chunk (not one ended by the end of
+    /// its stream) are cut at the same place wherever a chunk starts with
+    /// them.
+    pub fn next_chunk_if(
+        &mut self,
+        reader: &mut impl Read,
+        len: usize,
+        confirm: impl FnOnce(&[u8]) -> bool,
+    ) -> std::io::Result<Option<&[u8]>> {
+        if len == 0 || len > self.cutter.max {
+            return Ok(None);
+        }
+        self.fill(reader, len)?;
+        let enough = self.end - self.start >= len;
+        if enough && confirm(&self.window[self.start..self.start + len]) {
+            return Ok(Some(self.take(len)));
+        }
+        Ok(None)
+    }
+
     /// Hands out the next `len` bytes of the window as a chunk.
     fn take(&mut self, len: usize) -> &[u8] {
         let chunk = self.start..self.start + len;

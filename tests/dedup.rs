@@ -83,6 +83,38 @@ fn insertion_near_start_reuses_most_chunks() {
     assert_eq!(std::fs::read(target.join("file")).unwrap(), edited);
 }
 
+/// A changed file is read expecting its chunks in the parent snapshot;
+/// whatever the edits, the chunks must come out as a full read cuts them,
+/// or dedup against other copies of the data would suffer.
+#[test]
+fn a_changed_file_is_cut_as_a_read_without_parent_cuts_it() {
+    let env = TestEnv::new();
+    env.init_small_chunks();
+    let src = env.path("src");
+    let data = random_bytes(4 << 20, 8);
+    write(&src.join("file"), &data);
+    let s = src.to_str().unwrap();
+    env.snapshot_summary(&[s]);
+    let mut edited = data.clone();
+    edited.splice(1000..1000, b"inserted".iter().copied());
+    edited[2 << 20..(2 << 20) + 100].fill(0xee);
+    edited.drain(3 << 20..(3 << 20) + 5000);
+    edited.extend_from_slice(&random_bytes(100_000, 9));
+    write(&src.join("file"), &edited);
+    let second = env.snapshot_summary(&[s]);
+    assert_eq!(second["summary"]["files_changed"], 1, "{second}");
+
+    // Without a parent every chunk is cut; none may be new.
+    let forced = env.snapshot_summary(&["--force", s]);
+    assert!(
+        forced["summary"]["added_plain_bytes"].as_u64().unwrap() < 4096,
+        "a full read cut chunks the expecting read did not: {forced}"
+    );
+    let target = env.path("t");
+    env.restore(&format!("latest:{s}/file"), &target);
+    assert_eq!(std::fs::read(target.join("file")).unwrap(), edited);
+}
+
 #[test]
 fn incompressible_and_compressible_data_are_stored_sensibly() {
     let env = TestEnv::new();

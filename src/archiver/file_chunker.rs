@@ -5,7 +5,9 @@
 //! the error that stopped the reading) once the file is cut, and the chunk
 //! ids once the workers have hashed them. On a machine with cores to
 //! spare, scouts (`cut_scout`) work out the cuts of a large file's later
-//! parts meanwhile, so the chunker thread mostly copies.
+//! parts meanwhile, so the chunker thread mostly copies. Of a file that
+//! changed since the parent snapshot it expects the parent's chunks
+//! (`parent_chunks`), and hashes them itself to check.
 
 use std::fs::File;
 use std::io::Read;
@@ -15,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
 
 use super::cut_scout::{CutScouts, SEGMENT_BYTES};
+use super::parent_chunks::ParentChunks;
 use crate::chunker::StreamChunker;
 use crate::error::Result;
 use crate::id::BlobId;
@@ -48,7 +51,7 @@ const MIN_SCOUTED_BYTES: u64 = 3 * SEGMENT_BYTES;
 
 /// Outer error: the repository failed (abort the snapshot). Inner error:
 /// the file could not be read (report it and skip it).
-type Cut = Result<std::io::Result<Vec<u32>>>;
+type Cut<T = Vec<u32>> = Result<std::io::Result<T>>;
 
 /// A file read for the snapshot whose chunk lengths and ids are still being
 /// worked out.
@@ -112,6 +115,8 @@ struct ChunkJob {
     file: Option<File>,
     /// The bytes already read from the start of `file` (usually none).
     head: Vec<u8>,
+    /// The chunks of the parent snapshot's version of the file.
+    parent: Option<Vec<ContentRef>>,
     pending: Arc<PendingFile>,
     answered: bool,
 }
@@ -177,12 +182,19 @@ impl FileChunker {
     }
 
     /// Queues `file`, whose first `head` bytes were read already, for
-    /// cutting. Blocks while the queue is full.
-    pub(super) fn chunk(&self, file: File, head: Vec<u8>) -> Arc<PendingFile> {
+    /// cutting; `parent` are the chunks of the parent snapshot's version.
+    /// Blocks while the queue is full.
+    pub(super) fn chunk(
+        &self,
+        file: File,
+        head: Vec<u8>,
+        parent: Option<Vec<ContentRef>>,
+    ) -> Arc<PendingFile> {
         let pending = PendingFile::new(PendingIds::new());
         let job = ChunkJob {
             file: Some(file),
             head,
+            parent,
             pending: Arc::clone(&pending),
             answered: false,
         };
@@ -222,6 +234,7 @@ impl Cutter<'_> {
             (len >= MIN_SCOUTED_BYTES).then(|| scouts.start(Arc::clone(&file), len))
         });
         let mut stream = std::io::Cursor::new(head).chain(&*file);
+        let mut parent = job.parent.take().and_then(ParentChunks::new);
         chunker.reset();
         let mut lengths = Vec::new();
         loop {
@@ -231,20 +244,66 @@ impl Cutter<'_> {
                     "snapshot stopped",
                 )));
             }
+            if let Some(parent) = parent.as_mut() {
+                match self.take_expected(chunker, &mut stream, parent, job)? {
+                    Ok(Some(len)) => {
+                        lengths.push(len);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             let known = |offset| scouted.as_mut()?.known(offset);
             let chunk = match chunker.next_chunk_known(&mut stream, known) {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => return Ok(Err(e)),
             };
-            let mut data = self.saver.buffer();
-            data.extend_from_slice(chunk);
-            self.progress.bytes_read(data.len() as u64);
-            lengths.push(data.len() as u32);
-            self.saver.save_data_later(data, &job.pending.ids)?;
+            self.progress.bytes_read(chunk.len() as u64);
+            lengths.push(chunk.len() as u32);
+            match parent.as_mut().filter(|p| p.could_be(chunk.len())) {
+                Some(parent) => {
+                    let id = self.saver.blob_id(chunk);
+                    parent.cut(&id, chunk.len());
+                    self.saver.save_data_hashed(id, chunk, &job.pending.ids)?;
+                }
+                None => {
+                    let mut data = self.saver.buffer();
+                    data.extend_from_slice(chunk);
+                    self.saver.save_data_later(data, &job.pending.ids)?;
+                }
+            }
         }
         let (head, _) = stream.into_inner();
         self.saver.recycle(head.into_inner());
         Ok(Ok(lengths))
+    }
+
+    /// Takes the chunk `parent` expects next if the file goes on with it,
+    /// and returns its length; `None` if it does not (nothing taken).
+    fn take_expected(
+        &self,
+        chunker: &mut StreamChunker,
+        stream: &mut impl Read,
+        parent: &mut ParentChunks,
+        job: &ChunkJob,
+    ) -> Cut<Option<u32>> {
+        let Some(&ContentRef(id, len)) = parent.expected() else {
+            return Ok(Ok(None));
+        };
+        let confirm = |bytes: &[u8]| self.saver.blob_id(bytes) == id;
+        let chunk = match chunker.next_chunk_if(stream, len as usize, confirm) {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                parent.missed();
+                return Ok(Ok(None));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        parent.found();
+        self.progress.bytes_read(chunk.len() as u64);
+        self.saver.save_data_hashed(id, chunk, &job.pending.ids)?;
+        Ok(Ok(Some(len)))
     }
 }

@@ -13,7 +13,8 @@
 //! snapshot's trees ahead of the walk.
 //!
 //! Files whose size, mtime, ctime and inode match the parent snapshot's entry
-//! are not opened: their blob list is reused. A directory whose tree comes
+//! are not opened: their blob list is reused. A file that changed is read
+//! expecting the parent's chunks (`parent_chunks`). A directory whose tree comes
 //! out as the parent snapshot's keeps that tree's blob. Entries that vanish
 //! or cannot be read are reported through `Progress` and skipped; the
 //! snapshot is still written and `ArchiveOutcome::errors` tells the caller
@@ -44,6 +45,7 @@ use crate::walker::{self, IdNames, Selection};
 
 pub mod cut_scout;
 mod file_chunker;
+mod parent_chunks;
 mod prefetch;
 mod readahead;
 mod tree_prefetch;
@@ -726,7 +728,10 @@ impl Archiver<'_> {
             self.progress.file_done(path, meta.len(), false);
             return Ok(FileOutcome::Unchanged);
         }
-        let started = self.start_read(path, meta.len());
+        let parent_chunks = old
+            .filter(|o| o.kind == NodeKind::File)
+            .map(|o| o.content.clone());
+        let started = self.start_read(path, meta.len(), parent_chunks);
         self.readahead.done(path);
         match started? {
             Ok(pending) => Ok(FileOutcome::Read(ReadFile {
@@ -746,12 +751,14 @@ impl Archiver<'_> {
     /// Opens a file listed with `listed_bytes`. One longer than the
     /// shortest chunk goes to the file chunker; a shorter one is read here
     /// and handed to the saver as one blob (unless it grew meanwhile).
+    /// `parent_chunks` are the chunks of the parent snapshot's version.
     /// Outer error: the repository failed (abort). Inner error: the file
     /// could not be read (report and skip).
     fn start_read(
         &mut self,
         path: &Path,
         listed_bytes: u64,
+        parent_chunks: Option<Vec<ContentRef>>,
     ) -> Result<std::io::Result<Arc<PendingFile>>> {
         use std::io::Read;
         let mut file = match open_noatime(path) {
@@ -760,7 +767,7 @@ impl Archiver<'_> {
         };
         let min = u64::from(self.repo.config().chunker.min_bytes);
         if listed_bytes > min {
-            return Ok(Ok(self.file_chunker.chunk(file, Vec::new())));
+            return Ok(Ok(self.file_chunker.chunk(file, Vec::new(), parent_chunks)));
         }
         let mut head = self.saver.buffer();
         if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
@@ -768,7 +775,7 @@ impl Archiver<'_> {
             return Ok(Err(e));
         }
         if head.len() as u64 > min {
-            return Ok(Ok(self.file_chunker.chunk(file, head)));
+            return Ok(Ok(self.file_chunker.chunk(file, head, parent_chunks)));
         }
         let ids = PendingIds::new();
         let lengths = match head.len() {

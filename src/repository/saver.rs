@@ -109,6 +109,11 @@ impl PendingIds {
         slots.ids.len() - 1
     }
 
+    /// Records an id known at hand-over, after those handed over before.
+    fn push(&self, id: BlobId) {
+        lock(&self.slots).ids.push(Some(id));
+    }
+
     fn fill(&self, index: usize, id: BlobId) {
         let mut slots = lock(&self.slots);
         if let Some(slot @ None) = slots.ids.get_mut(index) {
@@ -584,6 +589,30 @@ impl BlobSaver {
             ids: Arc::clone(ids),
             index,
         })
+    }
+
+    /// Like `save_data_later` for a chunk the caller has hashed already
+    /// (to compare it with the parent snapshot's): records `id` at once,
+    /// and copies the bytes for the workers only if the repository lacks
+    /// them. Blocks when the workers are busy (backpressure).
+    pub fn save_data_hashed(&self, id: BlobId, data: &[u8], ids: &PendingIds) -> Result<()> {
+        self.check_failed()?;
+        ids.push(id);
+        if !self.shared.claim(BlobKind::Data, &id)? {
+            return Ok(());
+        }
+        let mut buffer = self.buffer();
+        buffer.extend_from_slice(data);
+        self.send(Job::Seal {
+            kind: BlobKind::Data,
+            id,
+            data: buffer,
+        })
+    }
+
+    /// The id this saver's repository gives `data`.
+    pub fn blob_id(&self, data: &[u8]) -> BlobId {
+        self.shared.key.blob_id(data)
     }
 
     fn check_failed(&self) -> Result<()> {
