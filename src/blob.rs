@@ -126,26 +126,76 @@ pub fn open(
     stored: &[u8],
     plain_len: usize,
 ) -> Result<Vec<u8>, BlobError> {
-    let inner = key.open(stored, &associated_data(kind, id))?;
-    let (&flag, payload) = inner.split_first().ok_or(BlobError::Empty)?;
-    let plaintext = match flag {
-        FLAG_RAW => {
-            if payload.len() != plain_len {
-                return Err(BlobError::LengthMismatch {
-                    expected: plain_len,
-                    actual: payload.len(),
-                });
-            }
-            payload.to_vec()
+    let mut inner = key.open(stored, &associated_data(kind, id))?;
+    let mut decompressed = Vec::new();
+    let plaintext = match unpack(&inner, plain_len, &mut decompressed)? {
+        Unpacked::Stored => {
+            inner.remove(0);
+            inner
         }
-        FLAG_ZSTD => compress::decompress(payload, plain_len).map_err(BlobError::Decompress)?,
-        other => return Err(BlobError::UnknownFlag(other)),
+        Unpacked::Decompressed => decompressed,
     };
-    let actual = key.blob_id(&plaintext);
+    check_id(key, id, &plaintext)?;
+    Ok(plaintext)
+}
+
+/// Like `open`, for a reader that only looks at each blob (verify,
+/// restore): decrypts `stored` in place, and decompresses into `scratch`,
+/// which it reuses from blob to blob. The plaintext lies in one of the two.
+/// On failure `stored` holds garbage.
+pub fn open_in_place<'a>(
+    key: &MasterKey,
+    kind: BlobKind,
+    id: &BlobId,
+    stored: &'a mut [u8],
+    plain_len: usize,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], BlobError> {
+    let inner = key.open_in_place(stored, &associated_data(kind, id))?;
+    let plaintext = match unpack(inner, plain_len, scratch)? {
+        Unpacked::Stored => &inner[1..],
+        Unpacked::Decompressed => &scratch[..],
+    };
+    check_id(key, id, plaintext)?;
+    Ok(plaintext)
+}
+
+/// Where `unpack` left the plaintext.
+enum Unpacked {
+    /// After the flag byte, as stored.
+    Stored,
+    /// In the buffer it was given.
+    Decompressed,
+}
+
+/// Reads the flag byte of a decrypted blob and decompresses what follows
+/// into `decompressed` if it says so; the plaintext must be `plain_len`
+/// bytes long either way.
+fn unpack(
+    inner: &[u8],
+    plain_len: usize,
+    decompressed: &mut Vec<u8>,
+) -> Result<Unpacked, BlobError> {
+    let (&flag, payload) = inner.split_first().ok_or(BlobError::Empty)?;
+    match flag {
+        FLAG_RAW if payload.len() == plain_len => Ok(Unpacked::Stored),
+        FLAG_RAW => Err(BlobError::LengthMismatch {
+            expected: plain_len,
+            actual: payload.len(),
+        }),
+        FLAG_ZSTD => compress::decompress_into(payload, plain_len, decompressed)
+            .map(|()| Unpacked::Decompressed)
+            .map_err(BlobError::Decompress),
+        other => Err(BlobError::UnknownFlag(other)),
+    }
+}
+
+fn check_id(key: &MasterKey, id: &BlobId, plaintext: &[u8]) -> Result<(), BlobError> {
+    let actual = key.blob_id(plaintext);
     if actual != *id {
         return Err(BlobError::IdMismatch { actual });
     }
-    Ok(plaintext)
+    Ok(())
 }
 
 #[cfg(test)]

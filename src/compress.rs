@@ -99,14 +99,25 @@ fn with_compressor<T>(
 
 /// Decompresses at most `plain_len` bytes; anything else is corruption.
 pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
-    let out = DECOMPRESSOR
+    let mut out = Vec::new();
+    decompress_into(data, plain_len, &mut out)?;
+    Ok(out)
+}
+
+/// Like `decompress`, into `out` (cleared first), so that a reader of many
+/// blobs reuses one buffer.
+pub fn decompress_into(data: &[u8], plain_len: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    out.reserve_exact(plain_len);
+    DECOMPRESSOR
         .with(|slot| {
             let mut slot = slot.borrow_mut();
             if slot.is_none() {
                 *slot = Some(zstd::bulk::Decompressor::new()?);
             }
             match slot.as_mut() {
-                Some(d) => d.decompress(data, plain_len),
+                // Writes at most `out`'s capacity: no bomb gets further.
+                Some(d) => d.decompress_to_buffer(data, out),
                 None => Err(std::io::Error::other("no zstd decompressor")),
             }
         })
@@ -117,7 +128,7 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
             out.len()
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

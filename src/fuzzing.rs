@@ -43,6 +43,14 @@ pub fn blob(data: &[u8]) {
     let id = BlobId([0; 32]);
     let plain_len = data.first().map_or(0, |&b| usize::from(b) * 1000);
     let _ = blob::open(&key, BlobKind::Data, &id, data, plain_len);
+    let _ = blob::open_in_place(
+        &key,
+        BlobKind::Data,
+        &id,
+        &mut data.to_vec(),
+        plain_len,
+        &mut Vec::new(),
+    );
     let _ = crate::compress::decompress(data, plain_len);
 }
 

@@ -594,12 +594,22 @@ impl Repository {
         loc: &BlobLocation,
         stored: &[u8],
     ) -> Result<Vec<u8>> {
-        blob::open(&self.key, kind, id, stored, loc.plain_length as usize).map_err(|e| {
-            Error::corrupt(
-                format!("pack {} ({kind} blob {})", loc.pack.short(), id.short()),
-                e,
-            )
-        })
+        blob::open(&self.key, kind, id, stored, loc.plain_length as usize)
+            .map_err(|e| damaged_blob(kind, id, loc, e))
+    }
+
+    /// Like `open_stored_blob`, with `blob::open_in_place`.
+    pub fn open_stored_blob_in_place<'a>(
+        &self,
+        kind: BlobKind,
+        id: &crate::id::BlobId,
+        loc: &BlobLocation,
+        stored: &'a mut [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8]> {
+        let plain_len = loc.plain_length as usize;
+        blob::open_in_place(&self.key, kind, id, stored, plain_len, scratch)
+            .map_err(|e| damaged_blob(kind, id, loc, e))
     }
 
     /// Loads a tree, from the local cache when it was seen before.
@@ -807,4 +817,17 @@ impl Repository {
             ))),
         }
     }
+}
+
+/// The error for a stored blob that does not open.
+fn damaged_blob(
+    kind: BlobKind,
+    id: &crate::id::BlobId,
+    loc: &BlobLocation,
+    e: blob::BlobError,
+) -> Error {
+    Error::corrupt(
+        format!("pack {} ({kind} blob {})", loc.pack.short(), id.short()),
+        e,
+    )
 }

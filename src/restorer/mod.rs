@@ -518,6 +518,7 @@ impl ContentWriter<'_> {
         written: &std::sync::atomic::AtomicU64,
     ) -> std::result::Result<(), Vec<(usize, Failure)>> {
         let mut failures = Vec::new();
+        let mut scratch = Vec::new();
         for group in read_windows(blobs) {
             let (Some(first), Some(last)) = (group.first(), group.last()) else {
                 continue;
@@ -526,7 +527,7 @@ impl ContentWriter<'_> {
             let start = first.loc.offset;
             let end = last.loc.offset + u64::from(last.loc.length);
             let name = pack.object_name();
-            let bytes = match self.repo.backend().read_range(&name, start, end - start) {
+            let mut bytes = match self.repo.backend().read_range(&name, start, end - start) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     // Only this window's files lose contents; the other
@@ -538,24 +539,30 @@ impl ContentWriter<'_> {
                     continue;
                 }
             };
+            // Decrypting in place spares a copy of every blob, unless (in a
+            // damaged index) blobs overlap and one would garble the next.
+            let in_place = group
+                .windows(2)
+                .all(|w| w[1].loc.offset >= w[0].loc.offset + u64::from(w[0].loc.length));
             for blob in group {
                 let writes = contents.writes_of(blob);
                 let from = (blob.loc.offset - start) as usize;
-                let Some(stored) = bytes.get(from..from + blob.loc.length as usize) else {
+                let Some(stored) = bytes.get_mut(from..from + blob.loc.length as usize) else {
                     let message = format!("pack {}: read returned too few bytes", pack.short());
                     fail_writes(&mut failures, writes, &message);
                     continue;
                 };
-                let plain = match self.open_blob(&blob.loc, writes, stored) {
+                let plain = match self.open_blob(&blob.loc, writes, stored, in_place, &mut scratch)
+                {
                     Ok(plain) => plain,
                     Err(message) => {
                         fail_writes(&mut failures, writes, &message);
                         continue;
                     }
                 };
-                let runs = data_runs(&plain);
+                let runs = data_runs(plain);
                 for write in writes {
-                    if let Err(failure) = self.write_chunk(write, &plain, &runs) {
+                    if let Err(failure) = self.write_chunk(write, plain, &runs) {
                         failures.push((write.entry, failure));
                     }
                 }
@@ -571,18 +578,30 @@ impl ContentWriter<'_> {
         }
     }
 
-    fn open_blob(
+    /// Opens a blob read from its pack: in place (see `blob::open_in_place`)
+    /// or else into `scratch`.
+    fn open_blob<'a>(
         &self,
         loc: &BlobLocation,
         writes: &[ChunkWrite],
-        stored: &[u8],
-    ) -> std::result::Result<Vec<u8>, String> {
+        stored: &'a mut [u8],
+        in_place: bool,
+        scratch: &'a mut Vec<u8>,
+    ) -> std::result::Result<&'a [u8], String> {
         let Some(id) = writes.first().map(|w| w.id) else {
-            return Ok(Vec::new());
+            return Ok(&[]);
         };
-        self.repo
-            .open_stored_blob(BlobKind::Data, &id, loc, stored)
-            .map_err(|e| e.to_string())
+        let opened = if in_place {
+            let repo = self.repo;
+            repo.open_stored_blob_in_place(BlobKind::Data, &id, loc, stored, scratch)
+        } else {
+            let plain = self.repo.open_stored_blob(BlobKind::Data, &id, loc, stored);
+            plain.map(|plain| {
+                *scratch = plain;
+                &scratch[..]
+            })
+        };
+        opened.map_err(|e| e.to_string())
     }
 
     /// Writes one chunk into its file: the `runs` of `plain` that are not
