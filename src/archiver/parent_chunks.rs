@@ -68,21 +68,26 @@ impl ParentChunks {
         u32::try_from(len).is_ok_and(|len| self.by_length.contains_key(&len))
     }
 
-    /// A chunk was cut with id `id`: if it is one of the parent's, the file
-    /// is expected to go on as the parent's did after it. Of several equal
-    /// chunks (runs of zeros) it takes the first after the last one found.
-    pub(super) fn cut(&mut self, id: &BlobId, len: usize) {
+    /// A chunk was cut with id `id`: if it is one of the parent's (the
+    /// answer), the file is expected to go on as the parent's did after it.
+    /// Of several equal chunks (runs of zeros) it takes the first after the
+    /// last one found.
+    pub(super) fn cut(&mut self, id: &BlobId, len: usize) -> bool {
         let Some(indexes) = u32::try_from(len)
             .ok()
             .and_then(|len| self.by_length.get(&len))
         else {
-            return;
+            return false;
         };
         let after = self.next.unwrap_or(0);
         let mut same = indexes.iter().filter(|&&i| self.chunks[i].0 == *id);
         let first = same.clone().next();
-        if let Some(&index) = same.find(|&&i| i >= after).or(first) {
-            self.next = Some(index + 1);
+        match same.find(|&&i| i >= after).or(first) {
+            Some(&index) => {
+                self.next = Some(index + 1);
+                true
+            }
+            None => false,
         }
     }
 }

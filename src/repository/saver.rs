@@ -610,6 +610,15 @@ impl BlobSaver {
         })
     }
 
+    /// Records a chunk of the parent snapshot's, found again in a changed
+    /// file, without looking it up: like an unchanged file's chunks, it is
+    /// referenced as the parent references it (a prune that marked its pack
+    /// obsolete meanwhile resurrects what a run that began before the marking
+    /// references; format-spec section 10).
+    pub fn reuse_data(&self, id: BlobId, ids: &PendingIds) {
+        ids.push(id);
+    }
+
     /// The id this saver's repository gives `data`.
     pub fn blob_id(&self, data: &[u8]) -> BlobId {
         self.shared.key.blob_id(data)
