@@ -23,7 +23,7 @@ use crate::index::IndexedPack;
 use crate::pack;
 use crate::repository::config::KeyFile;
 use crate::repository::{retry_vanished, Repository};
-use crate::tree::NodeKind;
+use crate::tree::{NodeKind, Tree};
 
 pub mod repair;
 
@@ -493,7 +493,7 @@ fn check_snapshots(
             trees_seen: &mut trees_seen,
             affected: BTreeSet::new(),
         };
-        walk.tree(&snap.tree, Path::new("/"));
+        walk.tree(&snap.tree, Path::new("/"), None);
         let affected = std::mem::take(&mut walk.affected);
         if !affected.is_empty() {
             report.affected.push(Affected {
@@ -534,18 +534,18 @@ impl Walk<'_> {
         false
     }
 
-    fn tree(&mut self, id: &BlobId, path: &Path) -> bool {
-        if let Some(&clean) = self.trees_seen.get(id) {
-            if clean {
-                return false;
-            }
+    /// Walks the tree `id` at `path`, which the caller may have `loaded`
+    /// already. Returns whether anything below it is affected.
+    fn tree(&mut self, id: &BlobId, path: &Path, loaded: Option<Result<Tree>>) -> bool {
+        if self.trees_seen.get(id) == Some(&true) {
+            return false;
         }
         let shown = path.display().to_string();
         if self.bad(BlobKind::Tree, id) {
             self.affected.insert(shown);
             return true;
         }
-        let tree = match self.repo.load_tree(id) {
+        let tree = match loaded.unwrap_or_else(|| self.repo.load_tree(id)) {
             Ok(t) => t,
             Err(e) => {
                 self.report
@@ -556,23 +556,52 @@ impl Walk<'_> {
         };
         self.report.trees += 1;
         let mut any = false;
+        let mut subdirs = Vec::new();
         for node in &tree.nodes {
             let child: PathBuf = path.join(OsStr::from_bytes(&node.name));
-            if node.kind == NodeKind::Dir {
-                if let Some(sub) = &node.subtree {
-                    any |= self.tree(sub, &child);
-                }
-            }
             if node.content.iter().any(|c| self.bad(BlobKind::Data, &c.0)) {
                 self.affected
                     .insert(String::from_utf8_lossy(child.as_os_str().as_bytes()).into_owned());
                 any = true;
             }
+            if let Some(sub) = node.subtree.filter(|_| node.kind == NodeKind::Dir) {
+                subdirs.push((sub, child));
+            }
+        }
+        for batch in subdirs.chunks(SUBTREES_AT_ONCE) {
+            let mut loaded = self.load_subtrees(batch.iter().map(|(sub, _)| sub));
+            for (sub, child) in batch {
+                any |= self.tree(sub, child, loaded.remove(sub));
+            }
         }
         self.trees_seen.insert(*id, !any);
         any
     }
+
+    /// Loads, on all cores, those of `ids` that the walk will enter (not
+    /// seen clean yet, and indexed): decrypting and decoding trees one at
+    /// a time was most of a structure check's time.
+    fn load_subtrees<'i>(
+        &self,
+        ids: impl Iterator<Item = &'i BlobId>,
+    ) -> HashMap<BlobId, Result<Tree>> {
+        let wanted: Vec<BlobId> = ids
+            .filter(|id| self.trees_seen.get(*id) != Some(&true))
+            .filter(|id| self.indexed.contains(&(BlobKind::Tree, **id)))
+            .copied()
+            .collect();
+        let repo = self.repo;
+        wanted
+            .par_iter()
+            .map(|id| (*id, repo.load_tree(id)))
+            .collect()
+    }
 }
+
+/// Subdirectories whose trees the structure check loads at once: enough to
+/// keep the cores busy, few enough that the trees held along the path being
+/// walked stay few.
+const SUBTREES_AT_ONCE: usize = 32;
 
 /// Runs the checks. Repository-level failures (the backend is unreachable)
 /// are errors; damage is reported in the `Report`.
