@@ -293,11 +293,22 @@ impl<R: Read> Iterator for Chunker<R> {
     }
 }
 
+/// Small chunks and deterministic bytes, for the tests of every module
+/// that cuts.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::ChunkerParams;
 
-    fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
+    /// Chunks of 2–64 KiB, 8 KiB on average.
+    pub(crate) fn small_params() -> ChunkerParams {
+        ChunkerParams {
+            min_bytes: 2048,
+            avg_bytes: 8192,
+            max_bytes: 65536,
+        }
+    }
+
+    pub(crate) fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
         let mut out = vec![0u8; len];
         blake3::Hasher::new()
             .update(&[seed])
@@ -305,14 +316,12 @@ mod tests {
             .fill(&mut out);
         out
     }
+}
 
-    fn small() -> ChunkerParams {
-        ChunkerParams {
-            min_bytes: 2048,
-            avg_bytes: 8192,
-            max_bytes: 65536,
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::testing::{pseudo_random, small_params as small};
+    use super::*;
 
     #[test]
     fn chunks_reassemble_and_respect_bounds() {

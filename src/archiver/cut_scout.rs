@@ -317,16 +317,9 @@ impl Read for ReadAt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunker::{Chunker, ChunkerParams};
+    use crate::chunker::testing::small_params as params;
+    use crate::chunker::Chunker;
     use std::io::Write;
-
-    fn params() -> ChunkerParams {
-        ChunkerParams {
-            min_bytes: 2048,
-            avg_bytes: 8192,
-            max_bytes: 65536,
-        }
-    }
 
     /// Random bytes with a long run of zeros across the third segment's
     /// start (where scouted and true cuts cannot meet until it ends) and a

@@ -95,25 +95,9 @@ impl ParentChunks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunker::{ChunkerParams, StreamChunker};
+    use crate::chunker::testing::{pseudo_random, small_params as params};
+    use crate::chunker::StreamChunker;
     use crate::crypto::MasterKey;
-
-    fn params() -> ChunkerParams {
-        ChunkerParams {
-            min_bytes: 2048,
-            avg_bytes: 8192,
-            max_bytes: 65536,
-        }
-    }
-
-    fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        blake3::Hasher::new()
-            .update(&[seed])
-            .finalize_xof()
-            .fill(&mut out);
-        out
-    }
 
     /// Cuts `data` as the file chunker does, expecting `parent`'s chunks
     /// where it can; returns the chunks and how many were found by
