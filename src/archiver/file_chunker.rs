@@ -55,7 +55,7 @@ const MIN_SCOUTED_BYTES: u64 = 3 * SEGMENT_BYTES;
 
 /// Outer error: the repository failed (abort the snapshot). Inner error:
 /// the file could not be read (report it and skip it).
-type Cut = Result<std::io::Result<Vec<u32>>>;
+type Cut<T = Vec<u32>> = Result<std::io::Result<T>>;
 
 /// A file read for the snapshot whose chunk lengths and ids are still being
 /// worked out.
@@ -249,7 +249,7 @@ impl Cutter<'_> {
                 )));
             }
             if let Some(parent) = parent.as_mut() {
-                match self.take_expected(chunker, &mut stream, parent, job) {
+                match self.take_expected(chunker, &mut stream, parent, job)? {
                     Ok(Some(len)) => {
                         lengths.push(len);
                         continue;
@@ -270,7 +270,7 @@ impl Cutter<'_> {
                 Some(parent) => {
                     let id = self.saver.blob_id(chunk);
                     if parent.cut(&id, chunk.len()) {
-                        self.saver.reuse_data(id, &job.pending.ids);
+                        self.saver.reuse_data(id, &job.pending.ids)?;
                     } else {
                         self.saver.save_data_hashed(id, chunk, &job.pending.ids)?;
                     }
@@ -295,18 +295,22 @@ impl Cutter<'_> {
         stream: &mut impl Read,
         parent: &mut ParentChunks,
         job: &ChunkJob,
-    ) -> std::io::Result<Option<u32>> {
+    ) -> Cut<Option<u32>> {
         let Some(&ContentRef(id, len)) = parent.expected() else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let confirm = |bytes: &[u8]| self.saver.blob_id(bytes) == id;
-        let Some(chunk) = chunker.next_chunk_if(stream, len as usize, confirm)? else {
-            parent.missed();
-            return Ok(None);
+        let chunk = match chunker.next_chunk_if(stream, len as usize, confirm) {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                parent.missed();
+                return Ok(Ok(None));
+            }
+            Err(e) => return Ok(Err(e)),
         };
         parent.found();
         self.progress.bytes_read(chunk.len() as u64);
-        self.saver.reuse_data(id, &job.pending.ids);
-        Ok(Some(len))
+        self.saver.reuse_data(id, &job.pending.ids)?;
+        Ok(Ok(Some(len)))
     }
 }

@@ -615,8 +615,10 @@ impl BlobSaver {
     /// referenced as the parent references it (a prune that marked its pack
     /// obsolete meanwhile resurrects what a run that began before the marking
     /// references; format-spec section 10).
-    pub fn reuse_data(&self, id: BlobId, ids: &PendingIds) {
+    pub fn reuse_data(&self, id: BlobId, ids: &PendingIds) -> Result<()> {
+        self.check_failed()?;
         ids.push(id);
+        Ok(())
     }
 
     /// The id this saver's repository gives `data`.
