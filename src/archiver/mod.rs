@@ -375,9 +375,9 @@ fn unchanged(old: &Node, meta: &Metadata) -> bool {
 }
 
 impl Archiver<'_> {
-    /// The parent snapshot's tree of the directory `name` in `parent`.
-    fn old_subtree(&self, parent: Option<&Tree>, name: &[u8]) -> Option<OldTree> {
-        let node = parent?.find(name)?;
+    /// The parent snapshot's tree of a directory whose entry there is `old`.
+    fn old_subtree(&self, old: Option<&Node>) -> Option<OldTree> {
+        let node = old?;
         if node.kind != NodeKind::Dir {
             return None;
         }
@@ -437,7 +437,7 @@ impl Archiver<'_> {
                     continue;
                 }
             };
-            let old_subtree = self.old_subtree(parent, name);
+            let old_subtree = self.old_subtree(old_node);
             node.subtree = Some(self.virtual_dir(&child_path, child, old_subtree.as_ref())?);
             tree.push(Entry {
                 node,
@@ -532,7 +532,7 @@ impl Archiver<'_> {
         match node.kind {
             NodeKind::Dir => {
                 let other_fs = self.selection.is_other_file_system(meta, self.root_device);
-                let old_tree = self.old_subtree(parent, name.as_bytes());
+                let old_tree = self.old_subtree(old);
                 let outcome = if other_fs {
                     DirOutcome::Stored(self.save_tree(Tree::default(), None)?, 0)
                 } else {
