@@ -139,6 +139,19 @@ pub fn open(
     Ok(plaintext)
 }
 
+/// Whether any of `spans` (stored byte ranges `start..end` in one buffer,
+/// sorted by start) overlaps the one before it: then opening one in place
+/// would garble the next, so a reader must open them by copy. Only a
+/// damaged index says blobs overlap.
+pub fn spans_overlap(spans: impl IntoIterator<Item = (u64, u64)>) -> bool {
+    let mut end = 0;
+    spans.into_iter().any(|(start, stop)| {
+        let overlaps = start < end;
+        end = end.max(stop);
+        overlaps
+    })
+}
+
 /// Like `open`, for a reader that only looks at each blob (verify,
 /// restore): decrypts `stored` in place, and decompresses into `scratch`,
 /// which it reuses from blob to blob. The plaintext lies in one of the two.

@@ -390,9 +390,8 @@ fn read_one_pack(repo: &Repository, p: &IndexedPack) -> PackReadOutcome {
     }
     let mut bad = Vec::new();
     let mut checked = 0;
-    // Decrypting in place spares a copy of every blob, unless (in a
-    // damaged index) blobs overlap and one would garble the next.
-    let in_place = !blobs_overlap(p);
+    // Decrypting in place spares a copy of every blob.
+    let in_place = !blob::spans_overlap(sorted_spans(p));
     let mut scratch = Vec::new();
     for e in &p.blobs {
         checked += 1;
@@ -418,11 +417,6 @@ fn read_one_pack(repo: &Repository, p: &IndexedPack) -> PackReadOutcome {
         }
     }
     (problems, bad, checked)
-}
-
-/// Whether two of `p`'s blobs share bytes, which only a damaged index says.
-fn blobs_overlap(p: &IndexedPack) -> bool {
-    sorted_spans(p).windows(2).any(|w| w[1].0 < w[0].1)
 }
 
 /// The byte ranges of `p`'s blobs, in order.
@@ -661,6 +655,10 @@ mod tests {
             size_bytes: 1000,
             blobs: blobs.collect(),
         }
+    }
+
+    fn blobs_overlap(p: &IndexedPack) -> bool {
+        blob::spans_overlap(sorted_spans(p))
     }
 
     /// Blobs are decrypted in place only where none garbles another.

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::blob::BlobKind;
+use crate::blob::{self, BlobKind};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::cache::BlobLocation;
@@ -539,11 +539,12 @@ impl ContentWriter<'_> {
                     continue;
                 }
             };
-            // Decrypting in place spares a copy of every blob, unless (in a
-            // damaged index) blobs overlap and one would garble the next.
-            let in_place = group
-                .windows(2)
-                .all(|w| w[1].loc.offset >= w[0].loc.offset + u64::from(w[0].loc.length));
+            // Decrypting in place spares a copy of every blob.
+            let spans = group.iter().map(|b| {
+                let start = b.loc.offset;
+                (start, start + u64::from(b.loc.length))
+            });
+            let in_place = !blob::spans_overlap(spans);
             for blob in group {
                 let writes = contents.writes_of(blob);
                 let from = (blob.loc.offset - start) as usize;
