@@ -18,8 +18,9 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 use xattr::FileExt;
 
-use crate::restorer::{record, Plan, RestoreStats};
-use crate::tree::{Node, NodeKind, Timestamp};
+use crate::restorer::plan::{Plan, Planned};
+use crate::restorer::{record, RestoreStats};
+use crate::tree::{NodeKind, Timestamp};
 
 fn timespec(t: Timestamp) -> TimeSpec {
     TimeSpec::new(t.secs, i64::from(t.nanos))
@@ -33,9 +34,9 @@ fn timespec(t: Timestamp) -> TimeSpec {
 /// 8% of the restore's system-call time.
 pub(super) struct Owners {
     is_root: bool,
-    /// Local ids by name; `None` for names unknown here.
-    users: HashMap<String, Option<u32>>,
-    groups: HashMap<String, Option<u32>>,
+    /// The local (uid, gid) of each of the plan's owners, by name; `None`
+    /// for names unknown here. Empty unless root.
+    ids_by_owner: Vec<(Option<u32>, Option<u32>)>,
     /// The owner of a file the restore creates, when known for certain.
     creates_as: Option<(Uid, Gid)>,
     /// The process's umask, when known (`/proc/self/status`).
@@ -48,8 +49,7 @@ impl Owners {
     pub(super) fn for_plan(plan: &Plan, target: &Path, fresh_target: bool) -> Owners {
         let mut owners = Owners {
             is_root: nix::unistd::geteuid().is_root(),
-            users: HashMap::new(),
-            groups: HashMap::new(),
+            ids_by_owner: Vec::new(),
             creates_as: None,
             umask: umask(),
         };
@@ -61,42 +61,47 @@ impl Owners {
         if !owners.is_root {
             return owners;
         }
-        for node in plan.entries.iter().map(|e| &e.node) {
-            look_up(&mut owners.users, node.user.as_deref(), |name| {
+        let mut users = HashMap::new();
+        let mut groups = HashMap::new();
+        for names in &plan.owners {
+            let uid = look_up(&mut users, names.user.as_deref(), |name| {
                 let user = nix::unistd::User::from_name(name).ok()??;
                 Some(user.uid.as_raw())
             });
-            look_up(&mut owners.groups, node.group.as_deref(), |name| {
+            let gid = look_up(&mut groups, names.group.as_deref(), |name| {
                 let group = nix::unistd::Group::from_name(name).ok()??;
                 Some(group.gid.as_raw())
             });
+            owners.ids_by_owner.push((uid, gid));
         }
         owners
     }
 
     /// The uid/gid to restore: by name when the name exists here, else
     /// numeric.
-    fn ids(&self, node: &Node) -> (Uid, Gid) {
-        let uid = node.user.as_deref().and_then(|n| *self.users.get(n)?);
-        let gid = node.group.as_deref().and_then(|n| *self.groups.get(n)?);
+    fn ids(&self, entry: &Planned) -> (Uid, Gid) {
+        let by_name = self.ids_by_owner.get(entry.owner as usize);
+        let (uid, gid) = by_name.copied().unwrap_or_default();
         (
-            Uid::from_raw(uid.unwrap_or(node.uid)),
-            Gid::from_raw(gid.unwrap_or(node.gid)),
+            Uid::from_raw(uid.unwrap_or(entry.uid)),
+            Gid::from_raw(gid.unwrap_or(entry.gid)),
         )
     }
 }
 
-/// Looks `name` up once, remembering a miss too.
+/// The id of `name`, looked up once per name (a miss is remembered too).
 fn look_up(
     known: &mut HashMap<String, Option<u32>>,
     name: Option<&str>,
     find: impl Fn(&str) -> Option<u32>,
-) {
-    if let Some(name) = name {
-        if !known.contains_key(name) {
-            known.insert(name.to_string(), find(name));
-        }
+) -> Option<u32> {
+    let name = name?;
+    if let Some(&id) = known.get(name) {
+        return id;
     }
+    let id = find(name);
+    known.insert(name.to_string(), id);
+    id
 }
 
 /// The umask from `/proc/self/status`: `umask(2)` cannot read it without
@@ -109,8 +114,8 @@ fn umask() -> Option<u32> {
 
 /// The permission bits to create a file with; `chmod` after writing fixes
 /// what the umask takes away.
-pub(super) fn create_mode(node: &Node) -> u32 {
-    node.mode & 0o777
+pub(super) fn create_mode(entry: &Planned) -> u32 {
+    entry.mode & 0o777
 }
 
 /// A restored entry, by path or (for a file still open) by descriptor.
@@ -161,14 +166,14 @@ impl Target<'_> {
 /// `create_mode`, so what it already has need not be set again.
 fn apply_one(
     target: Target<'_>,
-    node: &Node,
+    entry: &Planned,
     owners: &Owners,
     created: bool,
 ) -> std::io::Result<()> {
-    if node.kind == NodeKind::Socket {
+    if entry.kind == NodeKind::Socket {
         return Ok(());
     }
-    let ids = owners.ids(node);
+    let ids = owners.ids(entry);
     let owned = created && owners.creates_as == Some(ids);
     if owners.is_root && !owned {
         target.chown(ids)?;
@@ -176,30 +181,34 @@ fn apply_one(
     let has_mode = created
         && owners
             .umask
-            .is_some_and(|umask| create_mode(node) & !umask == node.mode & 0o7777);
-    if node.kind != NodeKind::Symlink && !has_mode {
+            .is_some_and(|umask| create_mode(entry) & !umask == entry.mode & 0o7777);
+    if entry.kind != NodeKind::Symlink && !has_mode {
         // After chown: chown clears setuid/setgid bits.
-        target.chmod(Mode::from_bits_truncate(node.mode))?;
+        target.chmod(Mode::from_bits_truncate(entry.mode))?;
     }
-    for x in &node.xattrs {
+    for x in entry.xattrs() {
         // Some attributes (e.g. security.*) need privileges; others may not
         // be supported by the target file system. Neither loses data.
         let _ = target.set_xattr(OsStr::from_bytes(&x.name), &x.value);
     }
     // Snapshots do not record atime; the modification time stands in.
-    let atime = if node.atime == Timestamp::default() {
-        node.mtime
+    let atime = if entry.atime == Timestamp::default() {
+        entry.mtime
     } else {
-        node.atime
+        entry.atime
     };
-    target.set_times(&timespec(atime), &timespec(node.mtime))?;
+    target.set_times(&timespec(atime), &timespec(entry.mtime))?;
     Ok(())
 }
 
 /// Sets the metadata of a file just created with `create_mode`, through its
 /// open descriptor, after its last write.
-pub(super) fn apply_to_created(file: &File, node: &Node, owners: &Owners) -> std::io::Result<()> {
-    apply_one(Target::File(file), node, owners, true)
+pub(super) fn apply_to_created(
+    file: &File,
+    entry: &Planned,
+    owners: &Owners,
+) -> std::io::Result<()> {
+    apply_one(Target::File(file), entry, owners, true)
 }
 
 /// Sets the metadata of every entry not failed and not already done by the
@@ -212,14 +221,13 @@ pub(super) fn apply_all(
     stats: &mut RestoreStats,
 ) {
     let mut apply = |i: usize| {
-        let node = &plan.entries[i].node;
         let path = target.join(plan.rel(i));
-        if let Err(e) = apply_one(Target::Path(&path), node, owners, false) {
+        if let Err(e) = apply_one(Target::Path(&path), &plan.entries[i], owners, false) {
             let message = format!("metadata not restored: {e}");
             record(stats, &plan.snapshot_path(i), message);
         }
     };
-    let is_dir = |i: &usize| plan.entries[*i].node.kind == NodeKind::Dir;
+    let is_dir = |i: &usize| plan.entries[*i].kind == NodeKind::Dir;
     let all = 0..plan.entries.len();
     let left = |i: &usize| !plan.entries[*i].written_whole && !failed.contains_key(i);
     for i in all.clone().filter(|i| !is_dir(i)).filter(left) {
@@ -227,7 +235,7 @@ pub(super) fn apply_all(
     }
     // The directory the restore starts at is the target itself, which
     // keeps its own metadata.
-    let below_start = |i: &usize| plan.entries[*i].parent.is_some();
+    let below_start = |i: &usize| plan.entries[*i].parent().is_some();
     for i in all.rev().filter(is_dir).filter(below_start) {
         apply(i);
     }
@@ -242,12 +250,14 @@ mod tests {
         let mut known = HashMap::new();
         let calls = std::cell::Cell::new(0);
         for name in ["alice", "gone", "alice", "gone", "gone"] {
-            look_up(&mut known, Some(name), |n| {
+            let id = look_up(&mut known, Some(name), |n| {
                 calls.set(calls.get() + 1);
                 (n == "alice").then_some(1000)
             });
+            assert_eq!(id, (name == "alice").then_some(1000));
         }
-        look_up(&mut known, None, |_| unreachable!("no name, no lookup"));
+        let id = look_up(&mut known, None, |_| unreachable!("no name, no lookup"));
+        assert_eq!(id, None);
         assert_eq!(calls.get(), 2);
         assert_eq!(known["alice"], Some(1000));
         assert_eq!(known["gone"], None);

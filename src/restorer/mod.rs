@@ -14,10 +14,12 @@
 //! created; a larger one keeps what was written of it.
 
 mod metadata;
+mod plan;
 
 use metadata::Owners;
+use plan::{Plan, Planned};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::ops::Range;
@@ -35,8 +37,8 @@ use crate::index::cache::BlobLocation;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind};
-use crate::walker::filter::{Decision, Filter};
+use crate::tree::NodeKind;
+use crate::walker::filter::Filter;
 
 pub struct RestoreOptions {
     pub target: PathBuf,
@@ -60,50 +62,6 @@ pub struct RestoreStats {
     pub other: u64,
     pub bytes: u64,
     pub errors: Vec<RestoreError>,
-}
-
-/// Every entry to restore, parents before children.
-struct Plan {
-    entries: Vec<Planned>,
-    /// Where the restore starts in the snapshot ("/home/ann"), or the
-    /// directory above it when it starts at a file.
-    snapshot_base: PathBuf,
-}
-
-/// One entry to restore. Its path is worked out from its parent's when
-/// needed: keeping two full paths per entry cost more than the entries.
-struct Planned {
-    /// The entry of its directory; `None` for the entry the restore starts at.
-    parent: Option<usize>,
-    node: Node,
-    /// For a hard link: index of the entry it links to.
-    link_to: Option<usize>,
-    /// A file of one chunk, not hard-linked: the worker that writes the
-    /// chunk creates the file and sets its metadata, so nothing else opens
-    /// or names it.
-    written_whole: bool,
-}
-
-impl Plan {
-    /// The entry's path below the target: empty for the directory the
-    /// restore starts at, which is the target itself.
-    fn rel(&self, index: usize) -> PathBuf {
-        let mut names = Vec::new();
-        let mut at = Some(index);
-        while let Some(i) = at {
-            let entry = &self.entries[i];
-            if entry.parent.is_some() || entry.node.kind != NodeKind::Dir {
-                names.push(OsStr::from_bytes(&entry.node.name));
-            }
-            at = entry.parent;
-        }
-        names.iter().rev().collect()
-    }
-
-    /// The entry's path in the snapshot, for messages.
-    fn snapshot_path(&self, index: usize) -> PathBuf {
-        self.snapshot_base.join(self.rel(index))
-    }
 }
 
 /// One chunk of a restored file: the blob, the entry, and the offset.
@@ -141,70 +99,6 @@ impl ContentPlan {
     }
 }
 
-/// Walks the snapshot from `node` and adds the selected entries to `out`,
-/// parents before children. `Ok(false)` when nothing was selected.
-fn plan_entries(
-    repo: &Repository,
-    node: Node,
-    parent: Option<usize>,
-    snapshot_path: &Path,
-    filter: Option<&Filter>,
-    out: &mut Vec<Planned>,
-) -> Result<bool> {
-    let is_dir = node.kind == NodeKind::Dir;
-    // The directory the restore starts at is taken whole.
-    let is_start_dir = parent.is_none() && is_dir;
-    let decision = match filter {
-        Some(f) if !is_start_dir => f.decide(snapshot_path.as_os_str().as_bytes(), is_dir),
-        _ => Decision::Include,
-    };
-    if decision == Decision::Exclude || (decision == Decision::Scan && !is_dir) {
-        return Ok(false);
-    }
-    let index = out.len();
-    let subtree = node.subtree;
-    out.push(Planned {
-        parent,
-        node,
-        link_to: None,
-        written_whole: false,
-    });
-    if !is_dir {
-        return Ok(true);
-    }
-    let mut any = false;
-    if let Some(subtree) = &subtree {
-        let tree = repo.load_tree(subtree)?;
-        for child in tree.nodes {
-            let path = snapshot_path.join(OsStr::from_bytes(&child.name));
-            any |= plan_entries(repo, child, Some(index), &path, filter, out)?;
-        }
-    }
-    if decision == Decision::Scan && !any {
-        out.truncate(index);
-        return Ok(false);
-    }
-    Ok(true)
-}
-
-/// Finds the node at `path` ("/home/ann") in the snapshot.
-fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Node> {
-    let mut node = Node::new(b"/", NodeKind::Dir);
-    node.subtree = Some(snapshot.tree);
-    node.mode = 0o755;
-    for part in Path::new(path).components().skip(1) {
-        let tree = match &node.subtree {
-            Some(id) if node.kind == NodeKind::Dir => repo.load_tree(id)?,
-            _ => return Err(Error::PathNotFound(path.to_string())),
-        };
-        node = tree
-            .find(part.as_os_str().as_bytes())
-            .cloned()
-            .ok_or_else(|| Error::PathNotFound(path.to_string()))?;
-    }
-    Ok(node)
-}
-
 /// Checks the target is empty or may be overwritten, creating it when it is
 /// missing. `true` when it holds entries that restored ones may replace.
 fn check_target(target: &Path, overwrite: bool) -> Result<bool> {
@@ -231,31 +125,10 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
     let start_path = options.subpath.clone().unwrap_or_else(|| "/".to_string());
-    let start = find_node(repo, snapshot, &start_path)?;
+    let start = plan::find_node(repo, snapshot, &start_path)?;
     let occupied = check_target(&options.target, options.overwrite)?;
     let start_path = PathBuf::from(start_path);
-    let snapshot_base = match start.kind {
-        NodeKind::Dir => start_path.clone(),
-        _ => start_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
-    };
-    let mut entries = Vec::new();
-    plan_entries(
-        repo,
-        start,
-        None,
-        &start_path,
-        options.filter.as_ref(),
-        &mut entries,
-    )?;
-    let mut plan = Plan {
-        entries,
-        snapshot_base,
-    };
-    link_hard_links(&mut plan.entries);
-    mark_written_whole(&mut plan.entries);
+    let mut plan = Plan::build(repo, start, &start_path, options.filter.as_ref())?;
     let owners = Owners::for_plan(&plan, &options.target, !occupied);
     let mut stats = RestoreStats::default();
     create_entries(&options.target, &plan, occupied, &mut stats);
@@ -269,38 +142,6 @@ pub fn restore(
     )?;
     metadata::apply_all(&options.target, &plan, &owners, &failed, &mut stats);
     Ok(stats)
-}
-
-/// Marks the files the worker writing their only chunk can restore whole.
-/// A file another entry hard-links to must exist before the link is made.
-fn mark_written_whole(entries: &mut [Planned]) {
-    let mut linked_to = vec![false; entries.len()];
-    for j in entries.iter().filter_map(|e| e.link_to) {
-        linked_to[j] = true;
-    }
-    for (entry, linked_to) in entries.iter_mut().zip(linked_to) {
-        entry.written_whole = entry.node.kind == NodeKind::File
-            && entry.node.content.len() == 1
-            && entry.link_to.is_none()
-            && !linked_to;
-    }
-}
-
-/// Marks later occurrences of a multiply-linked inode as links to the first.
-fn link_hard_links(entries: &mut [Planned]) {
-    let mut first: HashMap<(u64, u64), usize> = HashMap::new();
-    for (i, entry) in entries.iter_mut().enumerate() {
-        let node = &entry.node;
-        if node.kind == NodeKind::Dir || node.links < 2 || node.inode == 0 {
-            continue;
-        }
-        match first.get(&(node.device, node.inode)) {
-            Some(&j) => entry.link_to = Some(j),
-            None => {
-                first.insert((node.device, node.inode), i);
-            }
-        }
-    }
 }
 
 fn record(stats: &mut RestoreStats, path: &Path, message: impl ToString) {
@@ -317,7 +158,7 @@ fn create_entries(target: &Path, plan: &Plan, replace: bool, stats: &mut Restore
     for (i, entry) in plan.entries.iter().enumerate() {
         if replace || !entry.written_whole {
             let path = target.join(plan.rel(i));
-            if replace && !matches!(entry.node.kind, NodeKind::Dir | NodeKind::Socket) {
+            if replace && !matches!(entry.kind, NodeKind::Dir | NodeKind::Socket) {
                 remove_existing(&path);
             }
             if !entry.written_whole {
@@ -327,7 +168,7 @@ fn create_entries(target: &Path, plan: &Plan, replace: bool, stats: &mut Restore
                 }
             }
         }
-        match entry.node.kind {
+        match entry.kind {
             NodeKind::Dir => stats.dirs += 1,
             NodeKind::File => stats.files += 1,
             _ => stats.other += 1,
@@ -344,11 +185,10 @@ fn remove_existing(path: &Path) {
 }
 
 fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::io::Result<()> {
-    let node = &entry.node;
-    if let Some(j) = entry.link_to {
+    if let Some(j) = entry.link_to() {
         return std::fs::hard_link(target.join(plan.rel(j)), path);
     }
-    match node.kind {
+    match entry.kind {
         NodeKind::Dir => match std::fs::create_dir(path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
             other => other,
@@ -359,18 +199,13 @@ fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::
                 .create(true)
                 .truncate(true)
                 .open(path)?;
-            match node.size {
+            match entry.size {
                 0 => Ok(()),
                 size => file.set_len(size),
             }
         }
         NodeKind::Symlink => {
-            let target = node
-                .link_target
-                .as_deref()
-                .map(|t| t.to_vec())
-                .unwrap_or_default();
-            std::os::unix::fs::symlink(OsStr::from_bytes(&target), path)
+            std::os::unix::fs::symlink(OsStr::from_bytes(entry.link_target()), path)
         }
         NodeKind::Fifo => {
             nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -378,7 +213,7 @@ fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::
         }
         NodeKind::Socket => Ok(()),
         NodeKind::CharDevice | NodeKind::BlockDevice => {
-            let kind = if node.kind == NodeKind::CharDevice {
+            let kind = if entry.kind == NodeKind::CharDevice {
                 nix::sys::stat::SFlag::S_IFCHR
             } else {
                 nix::sys::stat::SFlag::S_IFBLK
@@ -387,7 +222,7 @@ fn create_one(target: &Path, entry: &Planned, plan: &Plan, path: &Path) -> std::
                 path,
                 kind,
                 nix::sys::stat::Mode::from_bits_truncate(0o600),
-                node.rdev,
+                entry.rdev(),
             )
             .map_err(std::io::Error::from)
         }
@@ -401,13 +236,17 @@ fn plan_contents(
     plan: &mut Plan,
     failed: &mut BTreeMap<usize, String>,
 ) -> Result<ContentPlan> {
-    let mut writes = Vec::new();
+    let has_contents = |e: &Planned| e.kind == NodeKind::File && e.link_to().is_none();
+    // Sized exactly: on many small files these lists are a fifth of the
+    // restore's memory, and growing them by doubling wastes up to half.
+    let chunks = plan.entries.iter().filter(|e| has_contents(e));
+    let mut writes = Vec::with_capacity(chunks.map(|e| e.content.len()).sum());
     for (i, entry) in plan.entries.iter_mut().enumerate() {
-        if entry.node.kind != NodeKind::File || entry.link_to.is_some() {
+        if !has_contents(entry) {
             continue;
         }
         let mut offset = 0u64;
-        for chunk in std::mem::take(&mut entry.node.content) {
+        for chunk in std::mem::take(&mut entry.content) {
             writes.push(ChunkWrite {
                 id: chunk.0,
                 entry: i,
@@ -417,7 +256,7 @@ fn plan_contents(
         }
     }
     writes.sort_unstable_by_key(|w| w.id);
-    let mut blobs = Vec::new();
+    let mut blobs = Vec::with_capacity(writes.chunk_by(|a, b| a.id == b.id).count());
     let mut missing = Vec::new();
     let mut start = 0;
     for run in writes.chunk_by(|a, b| a.id == b.id) {
@@ -625,7 +464,7 @@ impl ContentWriter<'_> {
         let mut options = OpenOptions::new();
         options.write(true);
         if entry.written_whole {
-            let mode = metadata::create_mode(&entry.node);
+            let mode = metadata::create_mode(entry);
             options.create(true).truncate(true).mode(mode);
         }
         let file = options.open(&path).map_err(contents)?;
@@ -639,9 +478,9 @@ impl ContentWriter<'_> {
         if runs.last().map_or(0, |run| run.1) < plain.len() {
             // Zero blocks at the end were skipped: the length makes them
             // a hole.
-            file.set_len(entry.node.size).map_err(contents)?;
+            file.set_len(entry.size).map_err(contents)?;
         }
-        metadata::apply_to_created(&file, &entry.node, self.owners)
+        metadata::apply_to_created(&file, entry, self.owners)
             .map_err(|e| Failure::Metadata(format!("metadata not restored: {e}")))
     }
 }
