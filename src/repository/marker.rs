@@ -4,8 +4,8 @@
 //!   entries, and when. Readers still find blobs there; writers never dedup
 //!   against them. A later prune deletes them once the grace period is over
 //!   and no run that started before the marking is still going.
-//! - `runs/<hex>`: a snapshot run in progress (host, pid, start, heartbeat),
-//!   removed when the run ends. Prune waits for runs that started before a
+//! - `runs/<hex>`: a snapshot or restore in progress (host, pid, start,
+//!   heartbeat), removed when the run ends. Prune waits for runs that started before a
 //!   marker; a run whose heartbeat is older than `STALE_RUN` is dead.
 //!
 //! Encoding only; no I/O.

@@ -526,7 +526,8 @@ impl Repository {
         Ok(out)
     }
 
-    /// Announces a snapshot run to concurrent prunes until the guard drops.
+    /// Announces a run (a snapshot, or a restore) to concurrent prunes
+    /// until the guard drops: they delete no pack it may still read.
     pub fn start_run(&self) -> Result<RunGuard> {
         RunGuard::start(Arc::clone(&self.backend), Arc::clone(&self.key))
     }

@@ -124,6 +124,13 @@ pub fn restore(
     options: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
+    // A restore of a large repository can outlast prune's grace period:
+    // announced as a run, it keeps a prune from deleting the packs its
+    // view of the index names. That view was read moments ago, when the
+    // snapshot was resolved: well within the margin prune allows runs that
+    // start after its marking. A repository this process may not write to
+    // is restored all the same.
+    let _run = repo.start_run().ok();
     let start_path = options.subpath.clone().unwrap_or_else(|| "/".to_string());
     let start = plan::find_node(repo, snapshot, &start_path)?;
     let occupied = check_target(&options.target, options.overwrite)?;
