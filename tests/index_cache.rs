@@ -373,3 +373,62 @@ fn a_marker_left_after_its_packs_were_deleted_is_not_damage() {
     let report = verify(&repo, DataSubset::All).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// Trees a prune deleted leave the cache at the next command that reads the
+/// new index, and snapshots forgotten elsewhere at the next listing: a
+/// cache that kept everything ever loaded would grow for as long as the
+/// repository lives.
+#[test]
+fn trees_and_snapshots_that_are_gone_leave_the_cache() {
+    use cairn::progress::NoProgress;
+
+    let (fx, repo) = Fixture::new();
+    let source = fx.dir.path().join("src");
+    std::fs::create_dir_all(source.join("sub")).unwrap();
+    let mut made = Vec::new();
+    for version in ["first version", "second version"] {
+        std::fs::write(source.join("sub/file"), version).unwrap();
+        let options = snapshot_options(&source);
+        made.push(cairn::archiver::snapshot(&repo, &options, &NoProgress).unwrap());
+    }
+    let (first, second) = (&made[0], &made[1]);
+    assert_eq!(repo.list_snapshots().unwrap().len(), 2, "both loaded");
+    let cached = |repo: &Repository, name: &str| repo.cache().get_object(name).unwrap().is_some();
+    let tree = |snapshot: &cairn::archiver::ArchiveOutcome| {
+        format!("tree/{}", snapshot.snapshot.tree.to_hex())
+    };
+    for made in [first, second] {
+        assert!(cached(&repo, &tree(made)));
+        assert!(cached(&repo, &made.id.object_name()));
+    }
+    // Forgotten by another process, then pruned.
+    fx.backend.delete(&first.id.object_name()).unwrap();
+    let options = cairn::prune::PruneOptions {
+        max_unused: 0.0,
+        instant: true,
+        ..Default::default()
+    };
+    let stats = cairn::prune::prune(&repo, &options).unwrap();
+    assert!(stats.packs_deleted > 0, "{stats:?}");
+    drop(repo);
+
+    let repo = fx.reopen();
+    assert_eq!(repo.list_snapshot_ids().unwrap(), vec![second.id]);
+    assert!(!cached(&repo, &tree(first)), "the pruned tree left");
+    assert!(!cached(&repo, &first.id.object_name()), "the snapshot left");
+    assert!(cached(&repo, &tree(second)));
+    assert!(cached(&repo, &second.id.object_name()));
+    let restored = fx.dir.path().join("restored");
+    let snapshot = repo.load_snapshot(&second.id).unwrap();
+    let options = cairn::restorer::RestoreOptions {
+        target: restored.clone(),
+        subpath: None,
+        filter: None,
+        overwrite: false,
+    };
+    cairn::restorer::restore(&repo, &snapshot, &options, &NoProgress).unwrap();
+    let file = restored
+        .join(source.strip_prefix("/").unwrap())
+        .join("sub/file");
+    assert_eq!(std::fs::read(file).unwrap(), b"second version");
+}

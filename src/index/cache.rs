@@ -309,6 +309,31 @@ impl IndexCache {
         Ok(())
     }
 
+    /// Removes the cached objects whose names start with `prefix` and that
+    /// `keep` turns down. Returns how many went.
+    pub fn evict_objects(
+        &self,
+        prefix: &str,
+        mut keep: impl FnMut(&str) -> Result<bool, CacheError>,
+    ) -> Result<usize, CacheError> {
+        let mut start = vec![b'o'];
+        start.extend_from_slice(prefix.as_bytes());
+        let mut batch = WriteBatch::default();
+        for item in self.db.prefix_iterator(&start) {
+            let (key, _) = item?;
+            if !key.starts_with(&start) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&key[1..]);
+            if !keep(&name)? {
+                batch.delete(&key);
+            }
+        }
+        let evicted = batch.len();
+        self.db.write(batch)?;
+        Ok(evicted)
+    }
+
     pub fn remove_object(&self, name: &str) -> Result<(), CacheError> {
         let mut key = Vec::with_capacity(name.len() + 1);
         key.push(b'o');

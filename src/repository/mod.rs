@@ -137,8 +137,10 @@ fn who() -> (String, String) {
 }
 
 /// The key under which the local cache keeps a tree blob's stored bytes.
+const TREE_CACHE_PREFIX: &str = "tree/";
+
 pub(crate) fn tree_cache_name(id: &crate::id::BlobId) -> String {
-    format!("tree/{}", id.to_hex())
+    format!("{TREE_CACHE_PREFIX}{}", id.to_hex())
 }
 
 /// Runs `attempt` again while it fails because an object it listed was
@@ -330,6 +332,9 @@ impl Repository {
             self.cache.clear_index().map_err(|e| self.cache_error(e))?;
             HashSet::new()
         };
+        // Built from nothing: a first use, or after a prune (this process's
+        // or another's) superseded index files.
+        let rebuilt = merged.is_empty();
         // Files are merged one at a time as they load, so memory does not
         // grow with the index.
         let fresh: Vec<IndexId> = listed
@@ -347,7 +352,8 @@ impl Repository {
         // A file that supersedes one already merged (a prune killed before
         // it deleted the old file) makes cached entries stale: their packs
         // may be gone. Start over, merging only the live files.
-        if superseded.iter().any(|id| listed_set.contains(id)) {
+        let restarted = superseded.iter().any(|id| listed_set.contains(id));
+        if restarted {
             self.cache.clear_index().map_err(|e| self.cache_error(e))?;
             let (_, live) = self.live_index_files()?;
             for id in &live {
@@ -356,7 +362,32 @@ impl Repository {
                 }
             }
         }
-        self.sync_obsolete()
+        self.sync_obsolete()?;
+        if rebuilt || restarted {
+            self.evict_unindexed_trees()?;
+        }
+        Ok(())
+    }
+
+    /// Drops cached trees the index no longer names, live or obsolete: a
+    /// prune deleted them, and a cache that kept every tree ever loaded
+    /// would grow for as long as the repository lives. Only when the index
+    /// was built anew, as after every prune: it costs a lookup per cached
+    /// tree.
+    fn evict_unindexed_trees(&self) -> Result<()> {
+        let still_indexed = |name: &str| {
+            let id = name
+                .strip_prefix(TREE_CACHE_PREFIX)
+                .and_then(|hex| hex.parse().ok());
+            match id {
+                Some(id) => Ok(self.cache.lookup(BlobKind::Tree, &id)?.is_some()),
+                None => Ok(false),
+            }
+        };
+        self.cache
+            .evict_objects(TREE_CACHE_PREFIX, still_indexed)
+            .map_err(|e| self.cache_error(e))?;
+        Ok(())
     }
 
     /// Loads an index file; `None` for a damaged one, which verify reports
@@ -671,12 +702,21 @@ impl Repository {
     /// them; one before it, at open, may not, when a backup finished in
     /// between.)
     pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        let mut out = Vec::new();
-        for object in self.backend.list("snapshots/")? {
-            if let Ok(id) = object.name.trim_start_matches("snapshots/").parse() {
-                out.push(id);
-            }
-        }
+        let listed: Vec<String> = self
+            .backend
+            .list("snapshots/")?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let out = listed
+            .iter()
+            .filter_map(|name| name.trim_start_matches("snapshots/").parse().ok())
+            .collect();
+        // Snapshots forgotten elsewhere leave the cache too.
+        let listed: HashSet<String> = listed.into_iter().collect();
+        self.cache
+            .evict_objects("snapshots/", |name| Ok(listed.contains(name)))
+            .map_err(|e| self.cache_error(e))?;
         self.sync_index()?;
         Ok(out)
     }
