@@ -251,6 +251,36 @@ fn damaged_index_is_repaired_from_pack_headers() {
     }
 }
 
+/// A lost pack, then `repair index` alone (no `repair snapshots`): the next
+/// snapshot must not take the lost chunks from its parent. It stores them
+/// again, which also heals the older snapshot that refers to the same
+/// chunks; and the snapshot after it trusts its parent again.
+#[test]
+fn a_snapshot_after_repair_index_stores_what_was_lost_again() {
+    let (env, src) = base();
+    let s = src.to_str().unwrap();
+    for pack in victim_packs(&env, &src) {
+        std::fs::remove_file(pack).unwrap();
+    }
+    env.ok(&["repair", "index"]);
+    let (code, _) = verify(&env, true);
+    assert_eq!(code, Some(4), "the first snapshot lost the victim");
+
+    let healing = env.snapshot_summary(&[s]);
+    let summary = &healing["summary"];
+    assert_eq!(summary["files_unchanged"], 1, "{healing}");
+    assert_eq!(summary["files_changed"], 1, "{healing}");
+    assert!(summary["blobs_added"].as_u64().unwrap() > 0, "{healing}");
+    let (code, text) = verify(&env, true);
+    assert_eq!(code, Some(0), "every snapshot is whole again: {text}");
+    let target = env.path("t");
+    env.restore(&format!("latest:{s}"), &target);
+    assert_same_tree(&src, &target);
+
+    let trusting = env.snapshot_summary(&[s]);
+    assert_eq!(trusting["summary"]["files_unchanged"], 2, "{trusting}");
+}
+
 #[test]
 fn damaged_snapshot_config_and_key_are_named() {
     for damage in DAMAGES {

@@ -213,3 +213,24 @@ fn trees_and_counts_are_exact_when_large_files_are_cut_beside_the_walk() {
     assert_eq!(third["summary"]["read_bytes"], 0);
     env.assert_verifies("after three snapshots");
 }
+
+/// Files are taken before subdirectories, but a tree is compared with its
+/// parent's in name order: a file named after a subdirectory ("z" after
+/// "m") must not count as deleted when nothing changed.
+#[test]
+fn nothing_changed_counts_nothing_deleted() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    for name in ["a", "m/inner", "z"] {
+        write(&src.join(name), name.as_bytes());
+    }
+    let s = src.to_str().unwrap();
+    env.snapshot(&[s]);
+    let again = env.snapshot_summary(&[s]);
+    let summary = &again["summary"];
+    assert_eq!(summary["files_unchanged"], 3, "{again}");
+    assert_eq!(summary["files_deleted"], 0, "{again}");
+    assert_eq!(summary["dirs_deleted"], 0, "{again}");
+    assert_eq!(summary["deleted_bytes"], 0, "{again}");
+}

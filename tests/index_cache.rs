@@ -432,3 +432,34 @@ fn trees_and_snapshots_that_are_gone_leave_the_cache() {
         .join("sub/file");
     assert_eq!(std::fs::read(file).unwrap(), b"second version");
 }
+
+/// The index built anew (in a new cache, or after a prune or `repair
+/// index` replaced index files) makes the next snapshot check that its
+/// parent's chunks are still indexed; after that snapshot, the parent is
+/// trusted again.
+#[test]
+fn a_rebuilt_index_makes_one_snapshot_check_its_parent() {
+    use cairn::progress::NoProgress;
+
+    let (fx, repo) = Fixture::new();
+    repo.sync_index().unwrap();
+    assert!(repo.parent_check_due().unwrap(), "a new cache");
+    second_of_two_snapshots(&fx, &repo, &[]);
+    assert!(!repo.parent_check_due().unwrap());
+    drop(repo);
+    let repo = fx.reopen();
+    assert!(!repo.parent_check_due().unwrap(), "nothing rebuilt");
+
+    let stats = cairn::prune::prune(&repo, &prune_now()).unwrap();
+    assert!(stats.bytes_marked_obsolete > 0, "{stats:?}");
+    drop(repo);
+    let repo = fx.reopen();
+    repo.sync_index().unwrap();
+    assert!(
+        repo.parent_check_due().unwrap(),
+        "the prune replaced the index"
+    );
+    let source = fx.dir.path().join("src");
+    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
+    assert!(!repo.parent_check_due().unwrap());
+}

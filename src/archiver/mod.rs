@@ -223,6 +223,9 @@ struct Archiver<'a> {
     prefetch: &'a Prefetch,
     /// Loads the parent snapshot's trees ahead (none without a parent).
     old_trees: Option<TreePrefetch>,
+    /// Whether the parent's chunks must be found in the index before they
+    /// are referred to (`Repository::parent_check_due`).
+    check_parent_chunks: bool,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -255,6 +258,7 @@ pub fn snapshot(
     // packs obsolete before this point is seen, one after it waits for us.
     repo.sync_index()?;
     repo.adopt_orphan_packs()?;
+    let check_parent_chunks = repo.parent_check_due()?;
     let started = Instant::now();
     let start_time = chrono::Local::now().fixed_offset();
     let mut sources = Vec::new();
@@ -317,6 +321,7 @@ pub fn snapshot(
             old_trees: parent_tree
                 .as_ref()
                 .map(|old| TreePrefetch::spawn(scope, repo, &old.tree)),
+            check_parent_chunks,
         };
         let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
         Ok::<_, Error>((root_tree, archiver.summary, archiver.errors))
@@ -345,6 +350,9 @@ pub fn snapshot(
         summary: Some(summary),
     };
     let id = repo.save_snapshot(&snapshot)?;
+    if check_parent_chunks {
+        repo.parent_check_done()?;
+    }
     Ok(ArchiveOutcome {
         id,
         snapshot,
@@ -449,7 +457,8 @@ impl Archiver<'_> {
     }
 
     /// Waits for what a directory's entries wait for and completes their
-    /// nodes; entries that turn out unreadable or empty are left out.
+    /// nodes; entries that turn out unreadable or empty are left out. The
+    /// tree comes out sorted by name.
     fn finish_tree(&mut self, mut builder: TreeBuilder) -> Result<Tree> {
         for (index, read) in std::mem::take(&mut builder.files) {
             match read.pending.wait()? {
@@ -476,6 +485,9 @@ impl Archiver<'_> {
         for index in dropped.into_iter().rev() {
             tree.nodes.remove(index);
         }
+        // Files were taken before subdirectories; `Tree::find` (comparing
+        // with the parent's tree) needs the stored order.
+        tree.sort();
         Ok(tree)
     }
 
@@ -722,15 +734,18 @@ impl Archiver<'_> {
         node: &mut Node,
     ) -> Result<FileOutcome> {
         self.summary.source_bytes += meta.len();
-        if let Some(old) = old.filter(|o| unchanged(o, meta)) {
+        // The parent's version, if its chunks may be taken from it.
+        let old_file = match old.filter(|o| o.kind == NodeKind::File) {
+            Some(o) if self.parent_chunks_usable(&o.content)? => Some(o),
+            _ => None,
+        };
+        if let Some(old) = old_file.filter(|o| unchanged(o, meta)) {
             node.content = old.content.clone();
             self.summary.files_unchanged += 1;
             self.progress.file_done(path, meta.len(), false);
             return Ok(FileOutcome::Unchanged);
         }
-        let parent_chunks = old
-            .filter(|o| o.kind == NodeKind::File)
-            .map(|o| o.content.clone());
+        let parent_chunks = old_file.map(|o| o.content.clone());
         let started = self.start_read(path, meta.len(), parent_chunks);
         self.readahead.done(path);
         match started? {
@@ -746,6 +761,23 @@ impl Archiver<'_> {
                 Ok(FileOutcome::Skipped)
             }
         }
+    }
+
+    /// Whether a file's chunks in the parent snapshot may be referred to
+    /// without storing them. Always, unless the index was built anew since
+    /// the last snapshot: then each must still be indexed, so that a
+    /// snapshot after a `repair index` stores what was lost again (and so
+    /// heals every older snapshot that refers to the same chunks).
+    fn parent_chunks_usable(&self, chunks: &[ContentRef]) -> Result<bool> {
+        if !self.check_parent_chunks {
+            return Ok(true);
+        }
+        for chunk in chunks {
+            if !self.repo.is_indexed(BlobKind::Data, &chunk.0)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Opens a file listed with `listed_bytes`. One longer than the

@@ -11,6 +11,8 @@
 //! - `p` pack id → empty: a pack named by a merged index file
 //! - `q` pack id → empty: a pack named by a merged obsolete marker
 //! - `o` object name → stored bytes of a cached object (tree blobs, snapshots)
+//! - `r` → empty: the blob index was built anew since the last snapshot, so
+//!   the next one must not take its parent's blobs on trust
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,8 @@ use rocksdb::{BlockBasedOptions, Cache, Options, WriteBatch, DB};
 use crate::blob::BlobKind;
 use crate::id::{BlobId, IndexId, PackId};
 use crate::pack::PackEntry;
+
+const REBUILT_KEY: &[u8] = b"r";
 
 /// A blob's place in the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,6 +311,23 @@ impl IndexCache {
         key.extend_from_slice(name.as_bytes());
         self.db.put(key, bytes)?;
         Ok(())
+    }
+
+    /// Records that the blob index was built anew (see `parent_check_due`).
+    pub fn mark_rebuilt(&self) -> Result<(), CacheError> {
+        Ok(self.db.put(REBUILT_KEY, b"")?)
+    }
+
+    /// Whether the blob index was built anew since `parent_check_done`: it
+    /// may then lack blobs an older snapshot refers to (`repair index`
+    /// after a pack was lost), which a snapshot must store again rather
+    /// than take from its parent.
+    pub fn parent_check_due(&self) -> Result<bool, CacheError> {
+        Ok(self.db.get_pinned(REBUILT_KEY)?.is_some())
+    }
+
+    pub fn parent_check_done(&self) -> Result<(), CacheError> {
+        Ok(self.db.delete(REBUILT_KEY)?)
     }
 
     /// Removes the cached objects whose names start with `prefix` and that

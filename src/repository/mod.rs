@@ -364,6 +364,7 @@ impl Repository {
         }
         self.sync_obsolete()?;
         if rebuilt || restarted {
+            self.cache.mark_rebuilt().map_err(|e| self.cache_error(e))?;
             self.evict_unindexed_trees()?;
         }
         Ok(())
@@ -596,6 +597,30 @@ impl Repository {
         }
         .map_err(|e| self.cache_error(e))?;
         Ok(id)
+    }
+
+    /// Whether a live pack holds the blob: what a writer may refer to
+    /// without storing it (obsolete packs do not count).
+    pub fn is_indexed(&self, kind: BlobKind, id: &crate::id::BlobId) -> Result<bool> {
+        self.cache
+            .contains(kind, id)
+            .map_err(|e| self.cache_error(e))
+    }
+
+    /// Whether the next snapshot must check that its parent's blobs are
+    /// still indexed before it refers to them: true once the blob index
+    /// was built anew (after a prune, a `repair index`, or in a new cache)
+    /// until a snapshot did so (`parent_check_done`).
+    pub fn parent_check_due(&self) -> Result<bool> {
+        self.cache
+            .parent_check_due()
+            .map_err(|e| self.cache_error(e))
+    }
+
+    pub fn parent_check_done(&self) -> Result<()> {
+        self.cache
+            .parent_check_done()
+            .map_err(|e| self.cache_error(e))
     }
 
     pub fn lookup_blob(
