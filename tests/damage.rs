@@ -281,6 +281,26 @@ fn a_snapshot_after_repair_index_stores_what_was_lost_again() {
     assert_eq!(trusting["summary"]["files_unchanged"], 2, "{trusting}");
 }
 
+/// Lost tree packs and `repair index`: the parent's root tree is gone, so
+/// the next snapshot reads everything and stores the trees again, which
+/// makes the older snapshot whole too.
+#[test]
+fn a_snapshot_whose_parent_trees_are_lost_stores_them_again() {
+    let (env, src) = base();
+    let s = src.to_str().unwrap();
+    for pack in tree_packs(&env) {
+        std::fs::remove_file(pack).unwrap();
+    }
+    env.ok(&["repair", "index"]);
+    let again = env.snapshot_summary(&[s]);
+    assert_eq!(again["summary"]["files_unchanged"], 0, "{again}");
+    let (code, text) = verify(&env, true);
+    assert_eq!(code, Some(0), "every snapshot is whole again: {text}");
+    let target = env.path("t");
+    env.restore(&format!("latest:{s}"), &target);
+    assert_same_tree(&src, &target);
+}
+
 #[test]
 fn damaged_snapshot_config_and_key_are_named() {
     for damage in DAMAGES {

@@ -275,10 +275,11 @@ pub fn snapshot(
     let parent_tree = match &parent_id {
         Some(id) => {
             let root = repo.load_snapshot(id)?.tree;
-            Some(OldTree {
-                id: root,
-                tree: repo.load_tree(&root)?,
-            })
+            // An unreadable parent tree only costs speed, here as below:
+            // every file is read, every tree stored (again, after a lost
+            // pack and `repair index`).
+            let tree = repo.load_tree(&root).ok();
+            tree.map(|tree| OldTree { id: root, tree })
         }
         None => None,
     };
