@@ -265,6 +265,11 @@ fn a_snapshot_after_repair_index_stores_what_was_lost_again() {
     env.ok(&["repair", "index"]);
     let (code, _) = verify(&env, true);
     assert_eq!(code, Some(4), "the first snapshot lost the victim");
+    // A backup of other paths first (cron runs several): it has no parent
+    // older than the rebuilt index, and must leave the check to the next.
+    let elsewhere = env.path("elsewhere");
+    write(&elsewhere.join("f"), b"another path set");
+    env.snapshot(&[elsewhere.to_str().unwrap()]);
 
     let healing = env.snapshot_summary(&[s]);
     let summary = &healing["summary"];

@@ -434,21 +434,25 @@ fn trees_and_snapshots_that_are_gone_leave_the_cache() {
 }
 
 /// The index built anew (in a new cache, or after a prune or `repair
-/// index` replaced index files) makes the next snapshot check that its
-/// parent's chunks are still indexed; after that snapshot, the parent is
-/// trusted again.
+/// index` replaced index files) makes a snapshot check that its parent's
+/// chunks are still indexed, if that parent existed then; after that
+/// snapshot, its parent is trusted again, and so is the new snapshot.
 #[test]
-fn a_rebuilt_index_makes_one_snapshot_check_its_parent() {
+fn a_rebuilt_index_makes_snapshots_check_older_parents_once() {
     use cairn::progress::NoProgress;
 
     let (fx, repo) = Fixture::new();
-    repo.sync_index().unwrap();
-    assert!(repo.parent_check_due().unwrap(), "a new cache");
+    let source = fx.dir.path().join("src");
     second_of_two_snapshots(&fx, &repo, &[]);
-    assert!(!repo.parent_check_due().unwrap());
+    let parent = repo.list_snapshot_ids().unwrap()[0];
+    assert!(
+        !repo.parent_check_due(&parent).unwrap(),
+        "made after the build"
+    );
     drop(repo);
     let repo = fx.reopen();
-    assert!(!repo.parent_check_due().unwrap(), "nothing rebuilt");
+    repo.sync_index().unwrap();
+    assert!(!repo.parent_check_due(&parent).unwrap(), "nothing rebuilt");
 
     let stats = cairn::prune::prune(&repo, &prune_now()).unwrap();
     assert!(stats.bytes_marked_obsolete > 0, "{stats:?}");
@@ -456,10 +460,13 @@ fn a_rebuilt_index_makes_one_snapshot_check_its_parent() {
     let repo = fx.reopen();
     repo.sync_index().unwrap();
     assert!(
-        repo.parent_check_due().unwrap(),
+        repo.parent_check_due(&parent).unwrap(),
         "the prune replaced the index"
     );
-    let source = fx.dir.path().join("src");
-    cairn::archiver::snapshot(&repo, &snapshot_options(&source), &NoProgress).unwrap();
-    assert!(!repo.parent_check_due().unwrap());
+    let mut options = snapshot_options(&source);
+    options.parent = Some(Some(parent));
+    let made = cairn::archiver::snapshot(&repo, &options, &NoProgress).unwrap();
+    assert_eq!(made.snapshot.parent, Some(parent.to_hex()));
+    assert!(!repo.parent_check_due(&parent).unwrap());
+    assert!(!repo.parent_check_due(&made.id).unwrap());
 }

@@ -258,7 +258,7 @@ pub fn snapshot(
     // packs obsolete before this point is seen, one after it waits for us.
     repo.sync_index()?;
     repo.adopt_orphan_packs()?;
-    let check_parent_chunks = repo.parent_check_due()?;
+
     let started = Instant::now();
     let start_time = chrono::Local::now().fixed_offset();
     let mut sources = Vec::new();
@@ -271,6 +271,10 @@ pub fn snapshot(
     let parent_id = match &options.parent {
         Some(choice) => *choice,
         None => find_parent(repo, &options.hostname, &paths)?,
+    };
+    let check_parent_chunks = match &parent_id {
+        Some(id) => repo.parent_check_due(id)?,
+        None => false,
     };
     let parent_tree = match &parent_id {
         Some(id) => {
@@ -351,8 +355,8 @@ pub fn snapshot(
         summary: Some(summary),
     };
     let id = repo.save_snapshot(&snapshot)?;
-    if check_parent_chunks {
-        repo.parent_check_done()?;
+    if let Some(parent) = parent_id.filter(|_| check_parent_chunks) {
+        repo.parent_checked(&parent)?;
     }
     Ok(ArchiveOutcome {
         id,
@@ -765,10 +769,10 @@ impl Archiver<'_> {
     }
 
     /// Whether a file's chunks in the parent snapshot may be referred to
-    /// without storing them. Always, unless the index was built anew since
-    /// the last snapshot: then each must still be indexed, so that a
-    /// snapshot after a `repair index` stores what was lost again (and so
-    /// heals every older snapshot that refers to the same chunks).
+    /// without storing them. Always, unless the parent existed when the
+    /// index was last built anew: then each must still be indexed, so that
+    /// a snapshot after a `repair index` stores what was lost again (and
+    /// so heals every older snapshot that refers to the same chunks).
     fn parent_chunks_usable(&self, chunks: &[ContentRef]) -> Result<bool> {
         if !self.check_parent_chunks {
             return Ok(true);

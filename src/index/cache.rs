@@ -11,18 +11,17 @@
 //! - `p` pack id → empty: a pack named by a merged index file
 //! - `q` pack id → empty: a pack named by a merged obsolete marker
 //! - `o` object name → stored bytes of a cached object (tree blobs, snapshots)
-//! - `r` → empty: the blob index was built anew since the last snapshot, so
-//!   the next one must not take its parent's blobs on trust
+//! - `r` snapshot id → empty: a snapshot that existed when the blob index
+//!   was last built anew, and whose blobs a snapshot taking it as parent
+//!   must not take on trust
 
 use std::path::{Path, PathBuf};
 
 use rocksdb::{BlockBasedOptions, Cache, Options, WriteBatch, DB};
 
 use crate::blob::BlobKind;
-use crate::id::{BlobId, IndexId, PackId};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::pack::PackEntry;
-
-const REBUILT_KEY: &[u8] = b"r";
 
 /// A blob's place in the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +81,13 @@ fn pack_key(tag: u8, id: &PackId) -> [u8; 33] {
     let mut key = [0u8; 33];
     key[0] = tag;
     key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+fn unchecked_parent_key(id: &SnapshotId) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = b'r';
+    key[1..].copy_from_slice(&id.0);
     key
 }
 
@@ -313,21 +319,31 @@ impl IndexCache {
         Ok(())
     }
 
-    /// Records that the blob index was built anew (see `parent_check_due`).
-    pub fn mark_rebuilt(&self) -> Result<(), CacheError> {
-        Ok(self.db.put(REBUILT_KEY, b"")?)
+    /// Records the snapshots present when the blob index was built anew:
+    /// the index may lack blobs they refer to (`repair index` after a pack
+    /// was lost), which a snapshot taking one of them as parent must store
+    /// again rather than take on trust.
+    pub fn set_unchecked_parents(&self, snapshots: &[SnapshotId]) -> Result<(), CacheError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(&b"r"[..], &b"s"[..]);
+        for id in snapshots {
+            batch.put(unchecked_parent_key(id), b"");
+        }
+        self.db.write(batch)?;
+        Ok(())
     }
 
-    /// Whether the blob index was built anew since `parent_check_done`: it
-    /// may then lack blobs an older snapshot refers to (`repair index`
-    /// after a pack was lost), which a snapshot must store again rather
-    /// than take from its parent.
-    pub fn parent_check_due(&self) -> Result<bool, CacheError> {
-        Ok(self.db.get_pinned(REBUILT_KEY)?.is_some())
+    pub fn is_unchecked_parent(&self, snapshot: &SnapshotId) -> Result<bool, CacheError> {
+        Ok(self
+            .db
+            .get_pinned(unchecked_parent_key(snapshot))?
+            .is_some())
     }
 
-    pub fn parent_check_done(&self) -> Result<(), CacheError> {
-        Ok(self.db.delete(REBUILT_KEY)?)
+    /// A snapshot checked its parent's blobs: the snapshots after it can
+    /// trust it, and it can trust no other.
+    pub fn parent_checked(&self, snapshot: &SnapshotId) -> Result<(), CacheError> {
+        Ok(self.db.delete(unchecked_parent_key(snapshot))?)
     }
 
     /// Removes the cached objects whose names start with `prefix` and that

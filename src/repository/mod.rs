@@ -364,7 +364,10 @@ impl Repository {
         }
         self.sync_obsolete()?;
         if rebuilt || restarted {
-            self.cache.mark_rebuilt().map_err(|e| self.cache_error(e))?;
+            let present = self.list_snapshot_ids_unsynced()?;
+            self.cache
+                .set_unchecked_parents(&present)
+                .map_err(|e| self.cache_error(e))?;
             self.evict_unindexed_trees()?;
         }
         Ok(())
@@ -607,19 +610,20 @@ impl Repository {
             .map_err(|e| self.cache_error(e))
     }
 
-    /// Whether the next snapshot must check that its parent's blobs are
-    /// still indexed before it refers to them: true once the blob index
-    /// was built anew (after a prune, a `repair index`, or in a new cache)
-    /// until a snapshot did so (`parent_check_done`).
-    pub fn parent_check_due(&self) -> Result<bool> {
+    /// Whether a snapshot taking `parent` as its parent must check that
+    /// the parent's blobs are still indexed before it refers to them: true
+    /// for the snapshots present when the blob index was last built anew
+    /// (after a prune, a `repair index`, or in a new cache), until a
+    /// snapshot checked (`parent_checked`).
+    pub fn parent_check_due(&self, parent: &SnapshotId) -> Result<bool> {
         self.cache
-            .parent_check_due()
+            .is_unchecked_parent(parent)
             .map_err(|e| self.cache_error(e))
     }
 
-    pub fn parent_check_done(&self) -> Result<()> {
+    pub fn parent_checked(&self, parent: &SnapshotId) -> Result<()> {
         self.cache
-            .parent_check_done()
+            .parent_checked(parent)
             .map_err(|e| self.cache_error(e))
     }
 
@@ -727,23 +731,24 @@ impl Repository {
     /// them; one before it, at open, may not, when a backup finished in
     /// between.)
     pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        let listed: Vec<String> = self
-            .backend
-            .list("snapshots/")?
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
-        let out = listed
-            .iter()
-            .filter_map(|name| name.trim_start_matches("snapshots/").parse().ok())
-            .collect();
+        let out = self.list_snapshot_ids_unsynced()?;
         // Snapshots forgotten elsewhere leave the cache too.
-        let listed: HashSet<String> = listed.into_iter().collect();
+        let listed: HashSet<String> = out.iter().map(SnapshotId::object_name).collect();
         self.cache
             .evict_objects("snapshots/", |name| Ok(listed.contains(name)))
             .map_err(|e| self.cache_error(e))?;
         self.sync_index()?;
         Ok(out)
+    }
+
+    /// Every snapshot id, in listing order, without bringing the index up
+    /// to date.
+    fn list_snapshot_ids_unsynced(&self) -> Result<Vec<SnapshotId>> {
+        let listed = self.backend.list("snapshots/")?;
+        let ids = listed
+            .iter()
+            .filter_map(|o| o.name.trim_start_matches("snapshots/").parse().ok());
+        Ok(ids.collect())
     }
 
     /// Every snapshot, oldest first. A snapshot that cannot be read is an
