@@ -185,7 +185,8 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// OWASP's first recommended Argon2id setting.
+    /// RFC 9106's second recommended Argon2id setting (64 MiB, t=3, p=4), the
+    /// one it advises where the first (2 GiB) is too much memory.
     fn default() -> Self {
         KdfParams {
             memory_kib: 64 * 1024,

@@ -258,7 +258,6 @@ pub fn snapshot(
     // packs obsolete before this point is seen, one after it waits for us.
     repo.sync_index()?;
     repo.adopt_orphan_packs()?;
-
     let started = Instant::now();
     let start_time = chrono::Local::now().fixed_offset();
     let mut sources = Vec::new();

@@ -340,8 +340,9 @@ impl IndexCache {
             .is_some())
     }
 
-    /// A snapshot checked its parent's blobs: the snapshots after it can
-    /// trust it, and it can trust no other.
+    /// Records that a snapshot taking `snapshot` as parent checked its
+    /// blobs and stored again those that were missing: later snapshots
+    /// may take them on trust.
     pub fn parent_checked(&self, snapshot: &SnapshotId) -> Result<(), CacheError> {
         Ok(self.db.delete(unchecked_parent_key(snapshot))?)
     }

@@ -136,9 +136,9 @@ fn who() -> (String, String) {
     (host, user)
 }
 
-/// The key under which the local cache keeps a tree blob's stored bytes.
 const TREE_CACHE_PREFIX: &str = "tree/";
 
+/// The key under which the local cache keeps a tree blob's stored bytes.
 pub(crate) fn tree_cache_name(id: &crate::id::BlobId) -> String {
     format!("{TREE_CACHE_PREFIX}{}", id.to_hex())
 }
