@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cairn::archiver::{self, SnapshotOptions};
 use cairn::backend::local::LocalBackend;
-use cairn::backend::{Backend, ObjectInfo};
+use cairn::backend::Backend;
 use cairn::checker::{self, DataSubset};
 use cairn::chunker::ChunkerParams;
 use cairn::crypto::KdfParams;
@@ -20,69 +20,63 @@ use cairn::prune::{self, PruneOptions, PruneStats};
 use cairn::repository::{CacheOptions, InitOptions, Repository};
 use cairn::restorer::{self, RestoreOptions};
 
+mod common;
+
 const PW: &[u8] = b"pw";
 
-/// A local backend whose reads of packs wait until the test opens the
-/// gate. The first read to arrive tells the test the reader got there.
-struct GatedBackend {
-    inner: LocalBackend,
-    gate: Mutex<Gate>,
+/// Holds readers' reads of packs until the test opens it. The first read
+/// to arrive tells the test the reader got there.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
     changed: Condvar,
 }
 
 #[derive(Default)]
-struct Gate {
+struct GateState {
     reached: bool,
     open: bool,
 }
 
-impl GatedBackend {
-    fn new(root: &Path) -> Arc<GatedBackend> {
-        Arc::new(GatedBackend {
-            inner: LocalBackend::new(root),
-            gate: Mutex::new(Gate::default()),
-            changed: Condvar::new(),
-        })
-    }
-
+impl Gate {
     fn pass(&self, name: &str) {
         if !name.starts_with("data/") {
             return;
         }
-        let mut gate = self.gate.lock().unwrap();
-        gate.reached = true;
+        let mut state = self.state.lock().unwrap();
+        state.reached = true;
         self.changed.notify_all();
-        while !gate.open {
-            gate = self.changed.wait(gate).unwrap();
+        while !state.open {
+            state = self.changed.wait(state).unwrap();
         }
     }
 
     /// Waits until a reader is held at the gate.
     fn wait_reached(&self) {
-        let gate = self.gate.lock().unwrap();
-        let (gate, timeout) = self
+        let state = self.state.lock().unwrap();
+        let (state, timeout) = self
             .changed
-            .wait_timeout_while(gate, Duration::from_secs(60), |g| !g.reached)
+            .wait_timeout_while(state, Duration::from_secs(60), |s| !s.reached)
             .unwrap();
         assert!(!timeout.timed_out(), "no reader reached the gate");
-        drop(gate);
+        drop(state);
     }
 
     fn open(&self) {
         // Also while a failed assertion unwinds: the held reader must end
         // for the test to end.
-        let mut gate = match self.gate.lock() {
-            Ok(gate) => gate,
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
-        gate.open = true;
+        state.open = true;
         self.changed.notify_all();
     }
 }
 
 /// Opens the gate when dropped, so that a test failing while a reader is
 /// held fails instead of waiting forever.
-struct OpensOnDrop<'a>(&'a GatedBackend);
+struct OpensOnDrop<'a>(&'a Gate);
 
 impl Drop for OpensOnDrop<'_> {
     fn drop(&mut self) {
@@ -90,33 +84,18 @@ impl Drop for OpensOnDrop<'_> {
     }
 }
 
-impl Backend for GatedBackend {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> cairn::backend::Result<()> {
-        self.inner.create()
-    }
-    fn list(&self, prefix: &str) -> cairn::backend::Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn read(&self, name: &str) -> cairn::backend::Result<Vec<u8>> {
-        self.pass(name);
-        self.inner.read(name)
-    }
-    fn read_range(&self, name: &str, offset: u64, length: u64) -> cairn::backend::Result<Vec<u8>> {
-        self.pass(name);
-        self.inner.read_range(name, offset, length)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> cairn::backend::Result<()> {
-        self.inner.write(name, bytes)
-    }
-    fn delete(&self, name: &str) -> cairn::backend::Result<()> {
-        self.inner.delete(name)
-    }
-    fn stat(&self, name: &str) -> cairn::backend::Result<u64> {
-        self.inner.stat(name)
-    }
+/// The local backend at `root`, whose reads of packs pass `gate` first.
+fn gated(root: &Path, gate: &Arc<Gate>) -> Arc<dyn Backend> {
+    let gate = Arc::clone(gate);
+    let hook = move |call: common::Call, name: &str| {
+        if call == common::Call::Read {
+            gate.pass(name);
+        }
+    };
+    Arc::new(common::HookedBackend {
+        inner: local(root),
+        hook,
+    })
 }
 
 fn local(root: &Path) -> Arc<dyn Backend> {
@@ -125,15 +104,6 @@ fn local(root: &Path) -> Arc<dyn Backend> {
 
 fn open(backend: Arc<dyn Backend>) -> Repository {
     Repository::open(backend, PW, &CacheOptions::default()).unwrap()
-}
-
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    let mut xof = blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof();
-    xof.fill(&mut data);
-    data
 }
 
 /// A repository whose every snapshot run writes one pack: the first holds
@@ -167,7 +137,7 @@ impl Fixture {
         Repository::init(local(&root), PW, &options, &CacheOptions::default()).unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("shared"), random(1 << 20, 1)).unwrap();
+        std::fs::write(src.join("shared"), common::random_bytes(1 << 20, 1)).unwrap();
         let mut fixture = Fixture {
             _tmp: tmp,
             root,
@@ -182,7 +152,11 @@ impl Fixture {
 
     /// Writes version `version` of `changing` and takes a snapshot.
     fn snapshot(&mut self, version: u64) {
-        std::fs::write(self.src.join("changing"), random(2 << 20, 100 + version)).unwrap();
+        std::fs::write(
+            self.src.join("changing"),
+            common::random_bytes(2 << 20, 100 + version),
+        )
+        .unwrap();
         let options = SnapshotOptions {
             paths: vec![self.src.clone()],
             hostname: "h".into(),
@@ -253,14 +227,14 @@ fn restored_file(target: &Path, src: &Path, name: &str) -> Vec<u8> {
 #[test]
 fn a_restore_keeps_prune_from_deleting_the_packs_it_reads() {
     let fixture = Fixture::new(3);
-    let gated = GatedBackend::new(&fixture.root);
-    let reader = open(gated.clone());
+    let gate = Arc::new(Gate::default());
+    let reader = open(gated(&fixture.root, &gate));
     let last = *fixture.snapshots.last().unwrap();
     let target = fixture.root.with_file_name("restored");
     std::thread::scope(|scope| {
         let restoring = scope.spawn(|| restore(&reader, &last, &target));
-        let _opens = OpensOnDrop(&gated);
-        gated.wait_reached();
+        let _opens = OpensOnDrop(&gate);
+        gate.wait_reached();
         // The first prune retires the pack `shared` is read from; the second
         // would delete it at once but for the restore's run.
         let first = fixture.forget_all_but_last_and_prune(false);
@@ -268,7 +242,7 @@ fn a_restore_keeps_prune_from_deleting_the_packs_it_reads() {
         let second = prune_now(&open(local(&fixture.root)), false);
         assert_eq!(second.packs_deleted, 0, "{second:?}");
         assert!(second.packs_waiting > 0, "{second:?}");
-        gated.open();
+        gate.open();
         let stats = restoring.join().unwrap();
         assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     });
@@ -286,20 +260,29 @@ fn a_restore_keeps_prune_from_deleting_the_packs_it_reads() {
     assert_verifies(&fixture.root);
 }
 
+/// Syncs the repository at `root` to `to` (with `delete`), running
+/// `meanwhile` while the sync is held at its first read of a pack; the
+/// sync must succeed.
+fn sync_beside(root: &Path, to: &LocalBackend, delete: bool, meanwhile: impl FnOnce()) {
+    let gate = Arc::new(Gate::default());
+    let from = gated(root, &gate);
+    std::thread::scope(|scope| {
+        let syncing = scope.spawn(|| cairn::sync::sync(&*from, to, delete, &NoProgress));
+        let _opens = OpensOnDrop(&gate);
+        gate.wait_reached();
+        meanwhile();
+        gate.open();
+        syncing.join().unwrap().unwrap();
+    });
+}
+
 #[test]
 fn a_backup_finished_during_a_sync_is_copied_whole_or_not_at_all() {
     let mut fixture = Fixture::new(1);
-    let gated = GatedBackend::new(&fixture.root);
+    let root = fixture.root.clone();
     let mirror = fixture.root.with_file_name("mirror");
     let to = LocalBackend::new(&mirror);
-    std::thread::scope(|scope| {
-        let syncing = scope.spawn(|| cairn::sync::sync(&*gated, &to, false, &NoProgress));
-        let _opens = OpensOnDrop(&gated);
-        gated.wait_reached();
-        fixture.snapshot(1);
-        gated.open();
-        syncing.join().unwrap().unwrap();
-    });
+    sync_beside(&root, &to, false, || fixture.snapshot(1));
     assert_verifies(&mirror);
     let copied = open(local(&mirror)).list_snapshot_ids().unwrap();
     assert_eq!(copied, vec![fixture.snapshots[0]]);
@@ -313,13 +296,9 @@ fn a_backup_finished_during_a_sync_is_copied_whole_or_not_at_all() {
 fn a_sync_lists_again_when_a_prune_deletes_what_it_listed() {
     let fixture = Fixture::new(3);
     let listed = fixture.packs();
-    let gated = GatedBackend::new(&fixture.root);
     let mirror = fixture.root.with_file_name("mirror");
     let to = LocalBackend::new(&mirror);
-    std::thread::scope(|scope| {
-        let syncing = scope.spawn(|| cairn::sync::sync(&*gated, &to, true, &NoProgress));
-        let _opens = OpensOnDrop(&gated);
-        gated.wait_reached();
+    sync_beside(&fixture.root, &to, true, || {
         let pruned = fixture.forget_all_but_last_and_prune(true);
         assert!(pruned.packs_deleted > 0, "{pruned:?}");
         let left = fixture.packs();
@@ -327,8 +306,6 @@ fn a_sync_lists_again_when_a_prune_deletes_what_it_listed() {
             listed.iter().any(|p| !left.contains(p)),
             "no listed pack went"
         );
-        gated.open();
-        syncing.join().unwrap().unwrap();
     });
     assert_verifies(&mirror);
     assert_eq!(pack_names(&mirror), fixture.packs());

@@ -181,48 +181,20 @@ fn snapshot_options(source: &std::path::Path) -> cairn::archiver::SnapshotOption
 /// The local backend, except that the first listing of `data/` first lets
 /// a real prune (grace period 0) run to its end: the moment between a
 /// verify reading the index and checking the packs.
-struct PruneDuringVerify {
-    inner: Arc<dyn Backend>,
-    cache: CacheOptions,
-    pruned: std::sync::atomic::AtomicBool,
-}
-
-impl Backend for PruneDuringVerify {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> cairn::backend::Result<()> {
-        self.inner.create()
-    }
-    fn list(&self, prefix: &str) -> cairn::backend::Result<Vec<cairn::backend::ObjectInfo>> {
+fn prune_during_verify(inner: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    let pruned = std::sync::atomic::AtomicBool::new(false);
+    let backend = inner.clone();
+    let hook = move |call: common::Call, prefix: &str| {
         use std::sync::atomic::Ordering;
-        if prefix == "data/" && !self.pruned.swap(true, Ordering::SeqCst) {
-            let other = Repository::open(self.inner.clone(), PW, &self.cache).unwrap();
-            let options = cairn::prune::PruneOptions {
-                max_unused: 0.0,
-                grace: chrono::Duration::zero(),
-                ..Default::default()
-            };
-            let stats = cairn::prune::prune(&other, &options).unwrap();
+        let first = call == common::Call::List && prefix == "data/";
+        if first && !pruned.swap(true, Ordering::SeqCst) {
+            let private = CacheOptions { root: None };
+            let other = Repository::open(backend.clone(), PW, &private).unwrap();
+            let stats = cairn::prune::prune(&other, &prune_now()).unwrap();
             assert!(stats.packs_deleted > 0, "{stats:?}");
         }
-        self.inner.list(prefix)
-    }
-    fn read(&self, name: &str) -> cairn::backend::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn read_range(&self, name: &str, offset: u64, length: u64) -> cairn::backend::Result<Vec<u8>> {
-        self.inner.read_range(name, offset, length)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> cairn::backend::Result<()> {
-        self.inner.write(name, bytes)
-    }
-    fn delete(&self, name: &str) -> cairn::backend::Result<()> {
-        self.inner.delete(name)
-    }
-    fn stat(&self, name: &str) -> cairn::backend::Result<u64> {
-        self.inner.stat(name)
-    }
+    };
+    Arc::new(common::HookedBackend { inner, hook })
 }
 
 /// Two snapshots of a folder holding `shared` (if not empty) and a file
@@ -270,11 +242,7 @@ fn verify_does_not_report_packs_a_concurrent_prune_settled() {
     assert!(!fx.backend.list("obsolete/").unwrap().is_empty());
     drop(repo);
 
-    let racing: Arc<dyn Backend> = Arc::new(PruneDuringVerify {
-        inner: fx.backend.clone(),
-        cache: CacheOptions { root: None },
-        pruned: Default::default(),
-    });
+    let racing = prune_during_verify(fx.backend.clone());
     let repo = Repository::open(racing, PW, &fx.cache).unwrap();
     let report = verify(&repo, DataSubset::All).unwrap();
     assert!(

@@ -381,3 +381,55 @@ pub fn cheap_init_options() -> cairn::repository::InitOptions {
         ..Default::default()
     }
 }
+
+/// Which call a `HookedBackend` is about to forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    List,
+    Read,
+    Write,
+    Delete,
+    Stat,
+}
+
+/// A backend that forwards every call to `inner`, first calling `hook`
+/// with the call and its object name (or listed prefix): for tests that
+/// must act at an exact point of a command's I/O while the real backend
+/// does the work.
+pub struct HookedBackend<H> {
+    pub inner: std::sync::Arc<dyn cairn::backend::Backend>,
+    pub hook: H,
+}
+
+impl<H: Fn(Call, &str) + Send + Sync> cairn::backend::Backend for HookedBackend<H> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> cairn::backend::Result<()> {
+        self.inner.create()
+    }
+    fn list(&self, prefix: &str) -> cairn::backend::Result<Vec<cairn::backend::ObjectInfo>> {
+        (self.hook)(Call::List, prefix);
+        self.inner.list(prefix)
+    }
+    fn read(&self, name: &str) -> cairn::backend::Result<Vec<u8>> {
+        (self.hook)(Call::Read, name);
+        self.inner.read(name)
+    }
+    fn read_range(&self, name: &str, offset: u64, length: u64) -> cairn::backend::Result<Vec<u8>> {
+        (self.hook)(Call::Read, name);
+        self.inner.read_range(name, offset, length)
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> cairn::backend::Result<()> {
+        (self.hook)(Call::Write, name);
+        self.inner.write(name, bytes)
+    }
+    fn delete(&self, name: &str) -> cairn::backend::Result<()> {
+        (self.hook)(Call::Delete, name);
+        self.inner.delete(name)
+    }
+    fn stat(&self, name: &str) -> cairn::backend::Result<u64> {
+        (self.hook)(Call::Stat, name);
+        self.inner.stat(name)
+    }
+}
