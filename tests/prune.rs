@@ -264,3 +264,38 @@ fn temporaries_of_killed_writers_are_removed_once_a_day_old() {
     assert!(fresh.exists(), "a young temporary file was removed");
     env.assert_verifies("after removing temporaries");
 }
+
+/// A killed backup leaves its run marker behind. Prune removes the markers
+/// whose heartbeat is 6 hours old, and keeps those of live runs.
+#[test]
+fn run_markers_of_dead_processes_are_removed() {
+    use cairn::repository::marker::RunMarker;
+
+    let (env, _, _) = setup();
+    let backend = std::sync::Arc::new(cairn::backend::local::LocalBackend::new(&env.repo));
+    let repo = cairn::repository::Repository::open(
+        backend,
+        PASSWORD.as_bytes(),
+        &cairn::repository::CacheOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Local::now().fixed_offset();
+    let plant = |name: &str, heartbeat| {
+        let marker = RunMarker {
+            hostname: "h".into(),
+            pid: 4242,
+            started: heartbeat,
+            heartbeat,
+        };
+        let path = env.repo.join("runs").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, marker.seal(repo.key())).unwrap();
+        path
+    };
+    let dead = plant("00aa", now - chrono::Duration::hours(7));
+    let live = plant("00bb", now - chrono::Duration::minutes(20));
+    let stats: serde_json::Value = serde_json::from_str(&env.ok(&["prune", "--json"])).unwrap();
+    assert_eq!(stats["dead_runs_removed"], 1, "{stats}");
+    assert!(!dead.exists(), "the dead run's marker is still there");
+    assert!(live.exists(), "a live run's marker was removed");
+}

@@ -79,6 +79,12 @@ pub fn print_stats(stats: &PruneStats, dry_run: bool, json: bool) -> anyhow::Res
             stats.stale_temporaries_removed
         );
     }
+    if stats.dead_runs_removed > 0 {
+        println!(
+            "removed {} run markers of dead processes",
+            stats.dead_runs_removed
+        );
+    }
     Ok(())
 }
 

@@ -81,6 +81,8 @@ pub struct PruneStats {
     pub bytes_unused_after: u64,
     /// Temporary files that killed writers left, removed.
     pub stale_temporaries_removed: u64,
+    /// Run markers of dead processes (no heartbeat for 6 hours), removed.
+    pub dead_runs_removed: u64,
 }
 
 /// A blob → pack table in a temporary RocksDB, so that prune's bookkeeping
@@ -570,8 +572,26 @@ pub fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneStats> {
         .backend()
         .remove_stale_temporaries(STALE_TEMPORARY_AGE)?;
     stats.stale_temporaries_removed = stale as u64;
+    stats.dead_runs_removed = remove_dead_runs(repo)?;
     repo.sync_index()?;
     Ok(stats)
+}
+
+/// Removes the run markers of processes that died without removing them
+/// (killed, or their machine lost): every prune already ignores them, and
+/// without this they would pile up, one per killed backup, each read and
+/// decrypted by every prune. Their packs are not lost: the next snapshot
+/// adopts packs no index names.
+fn remove_dead_runs(repo: &Repository) -> Result<u64> {
+    let now = chrono::Local::now().fixed_offset();
+    let mut removed = 0;
+    for (name, _) in repo.list_runs()?.iter().filter(|(_, m)| m.is_stale(now)) {
+        match repo.backend().delete(name) {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => removed += 1,
+        }
+    }
+    Ok(removed)
 }
 
 /// Writes the live index again without the retired packs: kept packs as
