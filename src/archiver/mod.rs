@@ -45,11 +45,13 @@ use crate::walker::{self, IdNames, Selection};
 
 pub mod cut_scout;
 mod file_chunker;
+mod parent_check;
 mod parent_chunks;
 mod prefetch;
 mod readahead;
 mod tree_prefetch;
 use file_chunker::{FileChunker, PendingFile};
+use parent_check::{Distrusted, ParentCheck};
 pub use prefetch::{warm_up, Prefetch};
 use readahead::{Ahead, ReadAhead};
 use tree_prefetch::TreePrefetch;
@@ -158,6 +160,17 @@ struct PendingTree {
 struct OldTree {
     id: BlobId,
     tree: Tree,
+    /// Its files whose chunks may not be taken on trust (`parent_check`).
+    distrusted: Distrusted,
+}
+
+impl OldTree {
+    /// The parent's version of the file `name`, if its chunks may be taken
+    /// from it.
+    fn trusted_file(&self, name: &[u8]) -> Option<&Node> {
+        let node = self.tree.find(name)?;
+        (node.kind == NodeKind::File && !self.distrusted.contains(name)).then_some(node)
+    }
 }
 
 /// A directory's tree while its entries are archived.
@@ -223,9 +236,9 @@ struct Archiver<'a> {
     prefetch: &'a Prefetch,
     /// Loads the parent snapshot's trees ahead (none without a parent).
     old_trees: Option<TreePrefetch>,
-    /// Whether the parent's chunks must be found in the index before they
+    /// Set when the parent's chunks must be found in the index before they
     /// are referred to (`Repository::parent_check_due`).
-    check_parent_chunks: bool,
+    parent_check: Option<Arc<ParentCheck>>,
 }
 
 /// Picks the snapshot to compare against: the latest one with the same
@@ -271,9 +284,9 @@ pub fn snapshot(
         Some(choice) => *choice,
         None => find_parent(repo, &options.hostname, &paths)?,
     };
-    let check_parent_chunks = match &parent_id {
-        Some(id) => repo.parent_check_due(id)?,
-        None => false,
+    let parent_check = match &parent_id {
+        Some(id) if repo.parent_check_due(id)? => Some(Arc::new(ParentCheck::default())),
+        _ => None,
     };
     let parent_tree = match &parent_id {
         Some(id) => {
@@ -281,8 +294,17 @@ pub fn snapshot(
             // An unreadable parent tree only costs speed, here as below:
             // every file is read, every tree stored (again, after a lost
             // pack and `repair index`).
-            let tree = repo.load_tree(&root).ok();
-            tree.map(|tree| OldTree { id: root, tree })
+            match repo.load_tree(&root) {
+                Ok(tree) => Some(OldTree {
+                    id: root,
+                    distrusted: match &parent_check {
+                        Some(_) => parent_check::distrusted_files(repo, &tree)?,
+                        None => Distrusted::new(),
+                    },
+                    tree,
+                }),
+                Err(_) => None,
+            }
         }
         None => None,
     };
@@ -324,8 +346,8 @@ pub fn snapshot(
             },
             old_trees: parent_tree
                 .as_ref()
-                .map(|old| TreePrefetch::spawn(scope, repo, &old.tree)),
-            check_parent_chunks,
+                .map(|old| TreePrefetch::spawn(scope, repo, &old.tree, parent_check.clone())),
+            parent_check: parent_check.clone(),
         };
         let root_tree = archiver.virtual_dir(Path::new("/"), &trie, parent_tree.as_ref())?;
         Ok::<_, Error>((root_tree, archiver.summary, archiver.errors))
@@ -354,7 +376,7 @@ pub fn snapshot(
         summary: Some(summary),
     };
     let id = repo.save_snapshot(&snapshot)?;
-    if let Some(parent) = parent_id.filter(|_| check_parent_chunks) {
+    if let Some(parent) = parent_id.filter(|_| parent_check.is_some()) {
         repo.parent_checked(&parent)?;
     }
     Ok(ArchiveOutcome {
@@ -394,12 +416,25 @@ impl Archiver<'_> {
             return None;
         }
         let id = node.subtree?;
-        let tree = match self.old_trees.as_ref().and_then(|t| t.take(&id)) {
-            Some(tree) => tree,
+        let check = self.parent_check.as_deref();
+        let (tree, distrusted) = match self.old_trees.as_ref().and_then(|t| t.take(&id)) {
+            // The loader that loaded it checked it.
+            Some(tree) => (tree, check.map(|c| c.take(&id)).unwrap_or_default()),
             // An unreadable parent tree only costs speed: files are re-read.
-            None => self.repo.load_tree(&id).ok()?,
+            None => {
+                let tree = self.repo.load_tree(&id).ok()?;
+                let distrusted = match check {
+                    Some(_) => parent_check::distrusted_files(self.repo, &tree).ok()?,
+                    None => Distrusted::new(),
+                };
+                (tree, distrusted)
+            }
         };
-        Some(OldTree { id, tree })
+        Some(OldTree {
+            id,
+            tree,
+            distrusted,
+        })
     }
 
     fn report(&mut self, path: &Path, message: String) {
@@ -430,7 +465,7 @@ impl Archiver<'_> {
                 }
             };
             if child.is_source {
-                if let Some(entry) = self.entry(name_os, &child_path, &meta, parent, true)? {
+                if let Some(entry) = self.entry(name_os, &child_path, &meta, old, true)? {
                     tree.push(entry);
                 }
                 continue;
@@ -529,13 +564,13 @@ impl Archiver<'_> {
         name: &OsStr,
         path: &Path,
         meta: &Metadata,
-        parent: Option<&Tree>,
+        parent: Option<&OldTree>,
         is_source: bool,
     ) -> Result<Option<Entry>> {
         let Some(decision) = self.selection.admit(path, meta, is_source) else {
             return Ok(None);
         };
-        let old = parent.and_then(|t| t.find(name.as_bytes()));
+        let old = parent.and_then(|p| p.tree.find(name.as_bytes()));
         let mut node = match walker::node_from_metadata(name, path, meta, old, &mut self.names) {
             Ok(node) => node,
             Err(e) => {
@@ -571,14 +606,17 @@ impl Archiver<'_> {
                     }
                 }
             }
-            NodeKind::File => match self.file(path, meta, old, &mut node)? {
-                FileOutcome::Unchanged => {}
-                FileOutcome::Read(file) => unfinished = Some(Unfinished::File(file)),
-                FileOutcome::Skipped => {
-                    self.summary.source_entries -= 1;
-                    return Ok(None);
+            NodeKind::File => {
+                let trusted = parent.and_then(|p| p.trusted_file(name.as_bytes()));
+                match self.file(path, meta, old, trusted, &mut node)? {
+                    FileOutcome::Unchanged => {}
+                    FileOutcome::Read(file) => unfinished = Some(Unfinished::File(file)),
+                    FileOutcome::Skipped => {
+                        self.summary.source_entries -= 1;
+                        return Ok(None);
+                    }
                 }
-            },
+            }
             _ => {}
         }
         Ok(Some(Entry { node, unfinished }))
@@ -610,7 +648,7 @@ impl Archiver<'_> {
     /// Archives a directory's selected entries. `old` is the parent
     /// snapshot's tree of it.
     fn dir(&mut self, path: &Path, old: Option<OldTree>) -> Result<DirOutcome> {
-        let parent = old.as_ref().map(|o| &o.tree);
+        let parent = old.as_ref();
         self.prefetch.entered();
         let entries = match walker::read_dir_sorted(path) {
             Ok(entries) => entries,
@@ -694,14 +732,14 @@ impl Archiver<'_> {
         &self,
         dir: &Path,
         files: &[(std::ffi::OsString, std::io::Result<Metadata>)],
-        parent: Option<&Tree>,
+        parent: Option<&OldTree>,
     ) {
         let files = files.iter().filter_map(|(name, meta)| {
             let meta = meta.as_ref().ok()?;
             if !meta.is_file() || meta.len() == 0 || self.selection.excludes_by_size(meta) {
                 return None;
             }
-            let old = parent.and_then(|t| t.find(name.as_bytes()));
+            let old = parent.and_then(|p| p.trusted_file(name.as_bytes()));
             if old.is_some_and(|o| unchanged(o, meta)) {
                 return None;
             }
@@ -730,26 +768,24 @@ impl Archiver<'_> {
     }
 
     /// Fills a file node's content, or starts reading it (see `ReadFile`).
+    /// `old` is the parent's entry of the same name, `trusted` the same if
+    /// it is a file whose chunks may be taken from it.
     fn file(
         &mut self,
         path: &Path,
         meta: &Metadata,
         old: Option<&Node>,
+        trusted: Option<&Node>,
         node: &mut Node,
     ) -> Result<FileOutcome> {
         self.summary.source_bytes += meta.len();
-        // The parent's version, if its chunks may be taken from it.
-        let old_file = match old.filter(|o| o.kind == NodeKind::File) {
-            Some(o) if self.parent_chunks_usable(&o.content)? => Some(o),
-            _ => None,
-        };
-        if let Some(old) = old_file.filter(|o| unchanged(o, meta)) {
+        if let Some(old) = trusted.filter(|o| unchanged(o, meta)) {
             node.content = old.content.clone();
             self.summary.files_unchanged += 1;
             self.progress.file_done(path, meta.len(), false);
             return Ok(FileOutcome::Unchanged);
         }
-        let parent_chunks = old_file.map(|o| o.content.clone());
+        let parent_chunks = trusted.map(|o| o.content.clone());
         let started = self.start_read(path, meta.len(), parent_chunks);
         self.readahead.done(path);
         match started? {
@@ -765,23 +801,6 @@ impl Archiver<'_> {
                 Ok(FileOutcome::Skipped)
             }
         }
-    }
-
-    /// Whether a file's chunks in the parent snapshot may be referred to
-    /// without storing them. Always, unless the parent existed when the
-    /// index was last built anew: then each must still be indexed, so that
-    /// a snapshot after a `repair index` stores what was lost again (and
-    /// so heals every older snapshot that refers to the same chunks).
-    fn parent_chunks_usable(&self, chunks: &[ContentRef]) -> Result<bool> {
-        if !self.check_parent_chunks {
-            return Ok(true);
-        }
-        for chunk in chunks {
-            if !self.repo.is_indexed(BlobKind::Data, &chunk.0)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// Opens a file listed with `listed_bytes`. One longer than the

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Scope;
 
+use super::parent_check::ParentCheck;
 use crate::id::BlobId;
 use crate::repository::Repository;
 use crate::tree::{NodeKind, Tree};
@@ -86,19 +87,29 @@ fn subtrees(tree: &Tree, place: &[u32]) -> Vec<(BlobId, Place)> {
 
 impl TreePrefetch {
     /// Starts loading the trees below `root` (the parent snapshot's root
-    /// tree, which the archiver has) in `scope`.
+    /// tree, which the archiver has) in `scope`, each checked by `check`
+    /// if given (a tree that fails its check is left to the archiver).
     pub(super) fn spawn<'scope, 'env>(
         scope: &'scope Scope<'scope, 'env>,
         repo: &'env Repository,
         root: &Tree,
+        check: Option<Arc<ParentCheck>>,
     ) -> TreePrefetch {
         let shared = Arc::new(Shared::default());
         lock(&shared).to_load = subtrees(root, &[]);
         for _ in 0..LOADERS {
             let loader = Arc::clone(&shared);
+            let check = check.clone();
+            let load = move |id: &BlobId| {
+                let tree = repo.load_tree(id).ok()?;
+                if let Some(check) = &check {
+                    check.check_loaded(repo, id, &tree).ok()?;
+                }
+                Some(tree)
+            };
             let _ = std::thread::Builder::new()
                 .name("cairn-trees".into())
-                .spawn_scoped(scope, move || loader.load_all(|id| repo.load_tree(id).ok()));
+                .spawn_scoped(scope, move || loader.load_all(load));
         }
         TreePrefetch { shared }
     }
