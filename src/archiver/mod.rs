@@ -165,11 +165,14 @@ struct OldTree {
 }
 
 impl OldTree {
-    /// The parent's version of the file `name`, if its chunks may be taken
-    /// from it.
-    fn trusted_file(&self, name: &[u8]) -> Option<&Node> {
-        let node = self.tree.find(name)?;
-        (node.kind == NodeKind::File && !self.distrusted.contains(name)).then_some(node)
+    /// `old`, this tree's entry of a name, if it is a file whose chunks
+    /// may be taken from it.
+    fn trusted_file<'a>(&self, old: Option<&'a Node>) -> Option<&'a Node> {
+        let trusted = |node: &Node| {
+            node.kind == NodeKind::File
+                && (self.distrusted.is_empty() || !self.distrusted.contains(node.name.as_slice()))
+        };
+        old.filter(|node| trusted(node))
     }
 }
 
@@ -607,7 +610,7 @@ impl Archiver<'_> {
                 }
             }
             NodeKind::File => {
-                let trusted = parent.and_then(|p| p.trusted_file(name.as_bytes()));
+                let trusted = parent.and_then(|p| p.trusted_file(old));
                 match self.file(path, meta, old, trusted, &mut node)? {
                     FileOutcome::Unchanged => {}
                     FileOutcome::Read(file) => unfinished = Some(Unfinished::File(file)),
@@ -739,7 +742,7 @@ impl Archiver<'_> {
             if !meta.is_file() || meta.len() == 0 || self.selection.excludes_by_size(meta) {
                 return None;
             }
-            let old = parent.and_then(|p| p.trusted_file(name.as_bytes()));
+            let old = parent.and_then(|p| p.trusted_file(p.tree.find(name.as_bytes())));
             if old.is_some_and(|o| unchanged(o, meta)) {
                 return None;
             }
