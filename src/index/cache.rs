@@ -77,25 +77,24 @@ fn tagged_blob_key(tag: u8, kind: BlobKind, id: &BlobId) -> [u8; 34] {
     key
 }
 
-fn pack_key(tag: u8, id: &PackId) -> [u8; 33] {
+/// A key of one tag byte and a 32-byte id.
+fn id_key(tag: u8, id: &[u8; 32]) -> [u8; 33] {
     let mut key = [0u8; 33];
     key[0] = tag;
-    key[1..].copy_from_slice(id.as_bytes());
+    key[1..].copy_from_slice(id);
     key
+}
+
+fn pack_key(tag: u8, id: &PackId) -> [u8; 33] {
+    id_key(tag, id.as_bytes())
 }
 
 fn unchecked_parent_key(id: &SnapshotId) -> [u8; 33] {
-    let mut key = [0u8; 33];
-    key[0] = b'r';
-    key[1..].copy_from_slice(&id.0);
-    key
+    id_key(b'r', id.as_bytes())
 }
 
 fn index_key(id: &IndexId) -> [u8; 33] {
-    let mut key = [0u8; 33];
-    key[0] = b'i';
-    key[1..].copy_from_slice(id.as_bytes());
-    key
+    id_key(b'i', id.as_bytes())
 }
 
 fn encode_location(pack: &PackId, e: &PackEntry) -> [u8; 48] {
