@@ -294,20 +294,7 @@ pub fn snapshot(
     let parent_tree = match &parent_id {
         Some(id) => {
             let root = repo.load_snapshot(id)?.tree;
-            // An unreadable parent tree only costs speed, here as below:
-            // every file is read, every tree stored (again, after a lost
-            // pack and `repair index`).
-            match repo.load_tree(&root) {
-                Ok(tree) => Some(OldTree {
-                    id: root,
-                    distrusted: match &parent_check {
-                        Some(_) => parent_check::distrusted_files(repo, &tree)?,
-                        None => Distrusted::new(),
-                    },
-                    tree,
-                }),
-                Err(_) => None,
-            }
+            load_old_tree(repo, root, parent_check.is_some())?
         }
         None => None,
     };
@@ -411,6 +398,27 @@ fn unchanged(old: &Node, meta: &Metadata) -> bool {
         && (old.ctime.secs, i64::from(old.ctime.nanos)) == (meta.ctime(), meta.ctime_nsec())
 }
 
+/// The parent snapshot's tree `id`, loaded on this thread, with its files
+/// checked (`parent_check`) if `check`. `Ok(None)` when it cannot be read:
+/// an unreadable parent tree only costs speed, as every file below it is
+/// read and every tree stored (again, after a lost pack and `repair
+/// index`).
+fn load_old_tree(repo: &Repository, id: BlobId, check: bool) -> Result<Option<OldTree>> {
+    let Ok(tree) = repo.load_tree(&id) else {
+        return Ok(None);
+    };
+    let distrusted = if check {
+        parent_check::distrusted_files(repo, &tree)?
+    } else {
+        Distrusted::new()
+    };
+    Ok(Some(OldTree {
+        id,
+        tree,
+        distrusted,
+    }))
+}
+
 impl Archiver<'_> {
     /// The parent snapshot's tree of a directory whose entry there is `old`.
     fn old_subtree(&self, old: Option<&Node>) -> Option<OldTree> {
@@ -420,19 +428,11 @@ impl Archiver<'_> {
         }
         let id = node.subtree?;
         let check = self.parent_check.as_deref();
-        let (tree, distrusted) = match self.old_trees.as_ref().and_then(|t| t.take(&id)) {
-            // The loader that loaded it checked it.
-            Some(tree) => (tree, check.map(|c| c.take(&id)).unwrap_or_default()),
-            // An unreadable parent tree only costs speed: files are re-read.
-            None => {
-                let tree = self.repo.load_tree(&id).ok()?;
-                let distrusted = match check {
-                    Some(_) => parent_check::distrusted_files(self.repo, &tree).ok()?,
-                    None => Distrusted::new(),
-                };
-                (tree, distrusted)
-            }
+        let Some(tree) = self.old_trees.as_ref().and_then(|t| t.take(&id)) else {
+            return load_old_tree(self.repo, id, check.is_some()).ok()?;
         };
+        // The loader that loaded it checked it.
+        let distrusted = check.map(|c| c.take(&id)).unwrap_or_default();
         Some(OldTree {
             id,
             tree,
