@@ -367,7 +367,11 @@ impl IndexCache {
             }
         }
         let evicted = batch.len();
-        self.db.write(batch)?;
+        // Most calls (every listing of snapshots) find nothing to evict:
+        // they write nothing either.
+        if evicted > 0 {
+            self.db.write(batch)?;
+        }
         Ok(evicted)
     }
 
