@@ -110,6 +110,12 @@ pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
 }
 
+/// `content_hash` of bytes that arrive in pieces: feed them with `update`,
+/// in order, and `finalize`.
+pub fn content_hasher() -> blake3::Hasher {
+    blake3::Hasher::new()
+}
+
 impl PackId {
     /// `data/<first two hex digits>/<hex>`.
     pub fn object_name(&self) -> String {

@@ -227,9 +227,76 @@ pub fn read_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackE
     )
 }
 
+/// Pack bytes a reader of blobs (restore, verify, prune's repacking) asks
+/// for at once: large reads, and a bound on what each reader holds however
+/// large the repository's packs were made (16 MiB by default, up to 1 GiB).
+pub const READ_WINDOW_BYTES: u64 = 4 << 20;
+
+/// Splits `items`, sorted by offset, into runs whose bytes (`span` gives
+/// each item's offset and length) lie within `READ_WINDOW_BYTES`, or one
+/// item when it alone is larger. Each run is one read.
+pub fn read_windows<T>(items: &[T], span: impl Fn(&T) -> (u64, u32)) -> Vec<&[T]> {
+    let mut windows = Vec::new();
+    let mut first = 0;
+    let mut start = 0;
+    for (i, item) in items.iter().enumerate() {
+        let (offset, length) = span(item);
+        let end = offset.saturating_add(u64::from(length));
+        if i == first {
+            start = offset;
+        } else if end.saturating_sub(start) > READ_WINDOW_BYTES {
+            windows.push(&items[first..i]);
+            (first, start) = (i, offset);
+        }
+    }
+    if first < items.len() {
+        windows.push(&items[first..]);
+    }
+    windows
+}
+
+/// The bytes one read must cover for `window`: from its first item's
+/// offset to the furthest end (`None` for no items).
+pub fn window_range<T>(window: &[T], span: impl Fn(&T) -> (u64, u32)) -> Option<(u64, u64)> {
+    let start = span(window.first()?).0;
+    let end = window
+        .iter()
+        .map(|item| {
+            let (offset, length) = span(item);
+            offset.saturating_add(u64::from(length))
+        })
+        .max()?;
+    Some((start, end.saturating_sub(start)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_windows_bound_each_read() {
+        let mib: u32 = 1 << 20;
+        let at = |n: u32| u64::from(n * mib);
+        let blobs = [
+            (0, mib),
+            (at(1), 2 * mib),
+            (at(3), mib),
+            (at(4), 9 * mib),
+            (at(13), 10),
+        ];
+        let windows = read_windows(&blobs, |&span| span);
+        let counts: Vec<usize> = windows.iter().map(|w| w.len()).collect();
+        assert_eq!(counts, [3, 1, 1]);
+        assert_eq!(window_range(windows[0], |&span| span), Some((0, at(4))));
+        assert!(read_windows(&[], |&span: &(u64, u32)| span).is_empty());
+    }
+
+    #[test]
+    fn a_window_reaches_the_furthest_end_of_overlapping_items() {
+        let items = [(100, 50), (110, 10)];
+        assert_eq!(window_range(&items, |&span| span), Some((100, 50)));
+        assert_eq!(window_range(&[], |&span: &(u64, u32)| span), None);
+    }
     use crate::blob;
     use crate::compress::Compression;
     use crate::id::content_hash;

@@ -86,6 +86,41 @@ fn flipped_bit_anywhere_in_a_pack_is_found_by_read_data() {
     assert_eq!(verify_json(&env, &["--read-data"]).0, 0);
 }
 
+/// A pack larger than one read (verify reads packs a few MiB at a time, so
+/// what it holds stays bounded) is still checked from end to end: damage in
+/// a later window is found and named, and a clean one has every blob
+/// checked.
+#[test]
+fn a_pack_read_in_several_windows_is_checked_throughout() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("disk.img"), &random_bytes(13 << 20, 7));
+    env.snapshot(&[src.to_str().unwrap()]);
+    let pack = data_pack(&env);
+    let pristine = std::fs::read(&pack).unwrap();
+    assert!(
+        pristine.len() > 3 * (4 << 20),
+        "the pack spans several reads"
+    );
+    let (code, v) = verify_json(&env, &["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+    let chunks = v["blobs_checked"].as_u64().unwrap();
+    assert!(chunks >= 3, "{v}");
+    let mut bytes = pristine.clone();
+    bytes[pristine.len() - (2 << 20)] ^= 0x01;
+    std::fs::write(&pack, &bytes).unwrap();
+    let (code, v) = verify_json(&env, &["--read-data"]);
+    assert_eq!(code, 4, "{v}");
+    let text = v.to_string();
+    assert!(
+        text.contains(pack.file_name().unwrap().to_str().unwrap()),
+        "{text}"
+    );
+    assert!(text.contains("disk.img"), "names the file: {text}");
+    assert_eq!(v["blobs_checked"].as_u64().unwrap(), chunks, "{v}");
+}
+
 #[test]
 fn truncated_pack_is_found_without_reading_data() {
     let (env, _) = setup();

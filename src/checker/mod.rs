@@ -18,9 +18,9 @@ use serde::Serialize;
 
 use crate::blob::{self, BlobKind};
 use crate::error::{Error, Result};
-use crate::id::{content_hash, BlobId, PackId, SnapshotId};
+use crate::id::{content_hash, content_hasher, BlobId, PackId, SnapshotId};
 use crate::index::IndexedPack;
-use crate::pack;
+use crate::pack::{self, PackEntry};
 use crate::repository::config::KeyFile;
 use crate::repository::{retry_vanished, Repository};
 use crate::tree::{NodeKind, Tree};
@@ -254,8 +254,16 @@ fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// Where each pack whose header decoded and agreed with the index has that
+/// header.
+type CheckedHeaders = HashMap<PackId, u64>;
+
 /// Compares each pack's existence, size and header with the index.
-fn check_packs(repo: &Repository, packs: &[IndexedPack], report: &mut Report) -> Result<()> {
+fn check_packs(
+    repo: &Repository,
+    packs: &[IndexedPack],
+    report: &mut Report,
+) -> Result<CheckedHeaders> {
     let present: HashMap<String, u64> = repo
         .backend()
         .list("data/")?
@@ -270,30 +278,41 @@ fn check_packs(repo: &Repository, packs: &[IndexedPack], report: &mut Report) ->
         .collect();
     unreferenced.sort();
     report.unreferenced_packs = unreferenced;
-    let results: Vec<Vec<Problem>> = packs
+    let results: Vec<std::result::Result<u64, Problem>> = packs
         .par_iter()
         .map(|p| check_one_pack(repo, p, present.get(&p.id.object_name()).copied()))
         .collect();
-    for problems in results {
-        report.problems.extend(problems);
+    let mut headers = CheckedHeaders::new();
+    for (p, result) in packs.iter().zip(results) {
+        match result {
+            Ok(header_offset) => drop(headers.insert(p.id, header_offset)),
+            Err(problem) => report.problems.push(problem),
+        }
     }
     report.packs = packs.len() as u64;
-    Ok(())
+    Ok(headers)
 }
 
-fn check_one_pack(repo: &Repository, p: &IndexedPack, size: Option<u64>) -> Vec<Problem> {
+/// The offset of the pack's header, once it decoded and agreed with the
+/// index.
+fn check_one_pack(
+    repo: &Repository,
+    p: &IndexedPack,
+    size: Option<u64>,
+) -> std::result::Result<u64, Problem> {
     let object = format!("pack {}", p.id);
-    let problem = |message: String| {
-        vec![Problem {
-            object: object.clone(),
-            message,
-        }]
+    let problem = |message: String| Problem {
+        object: object.clone(),
+        message,
     };
     let Some(size) = size else {
-        return problem("missing from the repository".into());
+        return Err(problem("missing from the repository".into()));
     };
     if size != p.size_bytes {
-        return problem(format!("is {size} bytes, the index says {}", p.size_bytes));
+        return Err(problem(format!(
+            "is {size} bytes, the index says {}",
+            p.size_bytes
+        )));
     }
     let name = p.id.object_name();
     let header = repo
@@ -310,28 +329,26 @@ fn check_one_pack(repo: &Repository, p: &IndexedPack, size: Option<u64>) -> Vec<
                 .backend()
                 .read_range(&name, offset, len)
                 .map_err(|e| e.to_string())?;
-            pack::decode_header(repo.key(), &sealed, offset).map_err(|e| e.to_string())
+            let entries =
+                pack::decode_header(repo.key(), &sealed, offset).map_err(|e| e.to_string())?;
+            Ok((offset, entries))
         });
-    match header {
-        Err(e) => problem(format!("header: {e}")),
-        Ok(entries) => {
-            let mut a: Vec<_> = entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
-            let mut b: Vec<_> = p.blobs.iter().map(|e| (e.id, e.offset, e.length)).collect();
-            a.sort();
-            b.sort();
-            if a != b {
-                problem("header does not agree with the index".into())
-            } else {
-                Vec::new()
-            }
-        }
+    let (offset, entries) = header.map_err(|e| problem(format!("header: {e}")))?;
+    let mut a: Vec<_> = entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
+    let mut b: Vec<_> = p.blobs.iter().map(|e| (e.id, e.offset, e.length)).collect();
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(problem("header does not agree with the index".into()));
     }
+    Ok(offset)
 }
 
 /// Reads packs and checks every blob. Returns the damaged blobs.
 fn read_data(
     repo: &Repository,
     packs: &[IndexedPack],
+    headers: &CheckedHeaders,
     subset: DataSubset,
     report: &mut Report,
 ) -> HashSet<(BlobKind, BlobId)> {
@@ -351,111 +368,169 @@ fn read_data(
             .filter(|_| rand::random::<f64>() < f)
             .collect(),
     };
-    let results: Vec<PackReadOutcome> = chosen.par_iter().map(|p| read_one_pack(repo, p)).collect();
+    let results: Vec<PackReadOutcome> = chosen
+        .par_iter()
+        .map_init(Vec::new, |scratch, p| {
+            read_one_pack(repo, p, headers.get(&p.id).copied(), scratch)
+        })
+        .collect();
     report.packs_read = chosen.len() as u64;
     let mut damaged = HashSet::new();
-    for (problems, bad, checked) in results {
-        report.problems.extend(problems);
-        damaged.extend(bad);
-        report.blobs_checked += checked;
+    for outcome in results {
+        report.problems.extend(outcome.problems);
+        damaged.extend(outcome.bad);
+        report.blobs_checked += outcome.checked;
     }
     damaged
 }
 
-/// Problems found, damaged blobs, blobs checked.
-type PackReadOutcome = (Vec<Problem>, Vec<(BlobKind, BlobId)>, u64);
+/// What reading one pack found.
+#[derive(Default)]
+struct PackReadOutcome {
+    problems: Vec<Problem>,
+    /// Blobs that could not be read or did not open.
+    bad: Vec<(BlobKind, BlobId)>,
+    /// Blobs opened, well or not.
+    checked: u64,
+}
 
-fn read_one_pack(repo: &Repository, p: &IndexedPack) -> PackReadOutcome {
-    let object = format!("pack {}", p.id);
-    let all: Vec<_> = p.blobs.iter().map(|e| (e.kind, e.id)).collect();
-    let mut bytes = match repo.backend().read(&p.id.object_name()) {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                vec![Problem {
-                    object,
-                    message: e.to_string(),
-                }],
-                all,
-                0,
-            )
-        }
-    };
-    let mut problems = Vec::new();
-    if !authenticated_throughout(repo, p, &bytes) && PackId(content_hash(&bytes)) != p.id {
-        problems.push(Problem {
-            object: object.clone(),
-            message: "contents do not match the pack id (damaged)".into(),
+impl PackReadOutcome {
+    fn problem(&mut self, p: &IndexedPack, message: String) {
+        self.problems.push(Problem {
+            object: format!("pack {}", p.id),
+            message,
         });
     }
-    let mut bad = Vec::new();
-    let mut checked = 0;
-    // Decrypting in place spares a copy of every blob.
-    let in_place = !blob::spans_overlap(sorted_spans(p));
-    let mut scratch = Vec::new();
-    for e in &p.blobs {
-        checked += 1;
-        let range = e.offset as usize..(e.offset as usize).saturating_add(e.length as usize);
-        let (key, plain_len) = (repo.key(), e.plain_length as usize);
-        let result = match bytes.get_mut(range) {
-            Some(stored) if in_place => {
-                blob::open_in_place(key, e.kind, &e.id, stored, plain_len, &mut scratch)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-            Some(stored) => blob::open(key, e.kind, &e.id, stored, plain_len)
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            None => Err("lies outside the pack".to_string()),
-        };
-        if let Err(message) = result {
-            problems.push(Problem {
-                object: object.clone(),
-                message: format!("{} blob {}: {message}", e.kind, e.id.short()),
-            });
-            bad.push((e.kind, e.id));
-        }
-    }
-    (problems, bad, checked)
 }
 
-/// The byte ranges of `p`'s blobs, in order.
-fn sorted_spans(p: &IndexedPack) -> Vec<(u64, u64)> {
-    let mut spans: Vec<(u64, u64)> = p
+/// Reads `p` a window at a time (`pack::read_windows`), so what a reader
+/// holds stays bounded however large packs are, and opens every blob.
+/// `header_at` is where the structure check found the pack's header whole;
+/// `scratch` is the decompression buffer, reused from pack to pack.
+fn read_one_pack(
+    repo: &Repository,
+    p: &IndexedPack,
+    header_at: Option<u64>,
+    scratch: &mut Vec<u8>,
+) -> PackReadOutcome {
+    let mut outcome = PackReadOutcome::default();
+    let (mut blobs, outside): (Vec<&PackEntry>, Vec<&PackEntry>) = p
         .blobs
         .iter()
-        .map(|e| (e.offset, e.offset.saturating_add(u64::from(e.length))))
-        .collect();
-    spans.sort_unstable();
-    spans
+        .partition(|e| e.offset.saturating_add(u64::from(e.length)) <= p.size_bytes);
+    for e in outside {
+        outcome.problem(
+            p,
+            format!("{} blob {}: lies outside the pack", e.kind, e.id.short()),
+        );
+        outcome.bad.push((e.kind, e.id));
+    }
+    blobs.sort_by_key(|e| (e.offset, e.length));
+    let span = |e: &&PackEntry| (e.offset, e.length);
+    let name = p.id.object_name();
+    for window in pack::read_windows(&blobs, span) {
+        let Some((start, len)) = pack::window_range(window, span) else {
+            continue;
+        };
+        match repo.backend().read_range(&name, start, len) {
+            Ok(mut bytes) => open_window(repo, p, window, start, &mut bytes, scratch, &mut outcome),
+            // A pack that cannot be read says so once per window; the
+            // report drops the repeats.
+            Err(e) => {
+                outcome.problem(p, e.to_string());
+                outcome.bad.extend(window.iter().map(|e| (e.kind, e.id)));
+            }
+        }
+    }
+    if !authenticated_throughout(&blobs, header_at) {
+        match content_matches(repo, p) {
+            Ok(true) => {}
+            Ok(false) => outcome.problem(p, "contents do not match the pack id (damaged)".into()),
+            Err(e) => outcome.problem(p, e.to_string()),
+        }
+    }
+    outcome
 }
 
-/// Whether checking the blobs of `p` one by one (as `read_one_pack` does)
-/// authenticates every byte of `bytes`: the trailer points at a header
-/// whose tag is checked here, and the blobs lie back to back from the
-/// start of the pack up to that header. Then hashing the whole pack again
-/// for its id would find nothing new; otherwise it is the only check for
-/// the bytes in between.
-fn authenticated_throughout(repo: &Repository, p: &IndexedPack, bytes: &[u8]) -> bool {
-    let trailer_start = bytes.len().saturating_sub(pack::TRAILER_BYTES as usize);
-    let Ok((offset, length)) = pack::header_range(&bytes[trailer_start..], bytes.len() as u64)
-    else {
-        return false;
-    };
-    let Some(sealed) = bytes.get(offset as usize..(offset + length) as usize) else {
-        return false;
-    };
-    if pack::decode_header(repo.key(), sealed, offset).is_err() {
-        return false;
+/// Opens each blob of `window`, whose bytes from pack offset `start` are
+/// `bytes`.
+fn open_window(
+    repo: &Repository,
+    p: &IndexedPack,
+    window: &[&PackEntry],
+    start: u64,
+    bytes: &mut [u8],
+    scratch: &mut Vec<u8>,
+    outcome: &mut PackReadOutcome,
+) {
+    // Decrypting in place spares a copy of every blob.
+    let in_place = !entries_overlap(window);
+    let key = repo.key();
+    for e in window {
+        outcome.checked += 1;
+        let from = (e.offset - start) as usize;
+        let plain_len = e.plain_length as usize;
+        let result = match bytes.get_mut(from..from + e.length as usize) {
+            Some(stored) if in_place => {
+                blob::open_in_place(key, e.kind, &e.id, stored, plain_len, scratch).map(drop)
+            }
+            Some(stored) => blob::open(key, e.kind, &e.id, stored, plain_len).map(drop),
+            None => {
+                outcome.problem(
+                    p,
+                    format!("{} blob {}: read too short", e.kind, e.id.short()),
+                );
+                outcome.bad.push((e.kind, e.id));
+                continue;
+            }
+        };
+        if let Err(message) = result {
+            outcome.problem(p, format!("{} blob {}: {message}", e.kind, e.id.short()));
+            outcome.bad.push((e.kind, e.id));
+        }
     }
+}
+
+/// Whether any of `sorted` (by offset) share bytes: decrypting one in place
+/// would garble the other.
+fn entries_overlap(sorted: &[&PackEntry]) -> bool {
+    blob::spans_overlap(
+        sorted
+            .iter()
+            .map(|e| (e.offset, e.offset + u64::from(e.length))),
+    )
+}
+
+/// Whether opening the blobs one by one has authenticated every byte of
+/// the pack: the structure check authenticated its header (and so the
+/// trailer that points at it), and the blobs lie back to back from the
+/// start of the pack up to that header. Otherwise hashing the whole pack
+/// for its id is the only check of the bytes in between.
+fn authenticated_throughout(sorted: &[&PackEntry], header_at: Option<u64>) -> bool {
+    let Some(header_at) = header_at else {
+        return false;
+    };
     let mut end = 0;
-    for (start, stop) in sorted_spans(p) {
-        if start != end {
+    for e in sorted {
+        if e.offset != end {
             return false;
         }
-        end = stop;
+        end = e.offset + u64::from(e.length);
     }
-    end == offset
+    end == header_at
+}
+
+/// Whether the pack's bytes hash to its id, read a window at a time.
+fn content_matches(repo: &Repository, p: &IndexedPack) -> Result<bool> {
+    let name = p.id.object_name();
+    let mut hasher = content_hasher();
+    let mut at = 0;
+    while at < p.size_bytes {
+        let len = pack::READ_WINDOW_BYTES.min(p.size_bytes - at);
+        hasher.update(&repo.backend().read_range(&name, at, len)?);
+        at += len;
+    }
+    Ok(PackId(*hasher.finalize().as_bytes()) == p.id)
 }
 
 /// Walks every snapshot; reports undecodable trees and unindexed blobs, and
@@ -612,8 +687,8 @@ pub fn verify(repo: &Repository, subset: DataSubset) -> Result<Report> {
     // the index read next covers every snapshot listed.
     let snapshots = repo.list_snapshot_ids()?;
     let mut view = load_index(repo, &mut report)?;
-    check_packs(repo, &view.packs, &mut report)?;
-    let mut damaged = read_data(repo, &view.packs, subset, &mut report);
+    let headers = check_packs(repo, &view.packs, &mut report)?;
+    let mut damaged = read_data(repo, &view.packs, &headers, subset, &mut report);
     drop_settled_packs(repo, &mut view, &mut damaged, &mut report)?;
     let indexed: HashSet<(BlobKind, BlobId)> = view
         .packs
@@ -639,8 +714,8 @@ mod tests {
     use super::*;
     use crate::pack::PackEntry;
 
-    fn pack_of(spans: &[(u64, u32)]) -> IndexedPack {
-        let blobs = spans
+    fn entries(spans: &[(u64, u32)]) -> Vec<PackEntry> {
+        let mut entries: Vec<PackEntry> = spans
             .iter()
             .enumerate()
             .map(|(i, &(offset, length))| PackEntry {
@@ -649,25 +724,46 @@ mod tests {
                 offset,
                 length,
                 plain_length: length,
-            });
-        IndexedPack {
-            id: PackId([0; 32]),
-            size_bytes: 1000,
-            blobs: blobs.collect(),
-        }
+            })
+            .collect();
+        entries.sort_by_key(|e| (e.offset, e.length));
+        entries
     }
 
-    fn blobs_overlap(p: &IndexedPack) -> bool {
-        blob::spans_overlap(sorted_spans(p))
+    fn blobs_overlap(spans: &[(u64, u32)]) -> bool {
+        let entries = entries(spans);
+        entries_overlap(&entries.iter().collect::<Vec<_>>())
     }
 
     /// Blobs are decrypted in place only where none garbles another.
     #[test]
     fn overlapping_blobs_are_told_from_adjacent_ones() {
-        assert!(!blobs_overlap(&pack_of(&[(100, 50), (0, 100), (150, 10)])));
-        assert!(!blobs_overlap(&pack_of(&[(0, 10), (20, 10)])));
-        assert!(blobs_overlap(&pack_of(&[(0, 100), (99, 10)])));
-        assert!(blobs_overlap(&pack_of(&[(50, 10), (0, 100)])));
-        assert!(blobs_overlap(&pack_of(&[(0, 10), (0, 10)])));
+        assert!(!blobs_overlap(&[(100, 50), (0, 100), (150, 10)]));
+        assert!(!blobs_overlap(&[(0, 10), (20, 10)]));
+        assert!(blobs_overlap(&[(0, 100), (99, 10)]));
+        assert!(blobs_overlap(&[(50, 10), (0, 100)]));
+        assert!(blobs_overlap(&[(0, 10), (0, 10)]));
+    }
+
+    /// Only blobs back to back from the start up to a checked header spare
+    /// hashing the whole pack.
+    #[test]
+    fn blobs_authenticate_a_pack_only_when_they_fill_it_up_to_its_header() {
+        let whole = |spans: &[(u64, u32)], header_at| {
+            let entries = entries(spans);
+            authenticated_throughout(&entries.iter().collect::<Vec<_>>(), header_at)
+        };
+        assert!(whole(&[(100, 50), (0, 100)], Some(150)));
+        assert!(!whole(&[(100, 50), (0, 100)], None), "header not checked");
+        assert!(!whole(&[(100, 50), (0, 90)], Some(150)), "a gap");
+        assert!(
+            !whole(&[(100, 50), (0, 100)], Some(160)),
+            "bytes before the header"
+        );
+        assert!(
+            !whole(&[(10, 90)], Some(100)),
+            "bytes before the first blob"
+        );
+        assert!(!whole(&[(0, 100), (50, 100)], Some(150)), "overlap");
     }
 }

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::index::cache::IndexCache;
 use crate::index::IndexedPack;
-use crate::pack::{PackEntry, PackWriter};
+use crate::pack::{self, PackEntry, PackWriter};
 use crate::repository::index_writer::{IndexWriter, PackBatch};
 use crate::repository::marker::ObsoleteMarker;
 use crate::repository::Repository;
@@ -347,18 +347,37 @@ impl<'r> Repacker<'r> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let bytes = self.repo.backend().read(&pack.id.object_name())?;
-        for e in wanted {
-            let range = e.offset as usize..(e.offset + u64::from(e.length)) as usize;
-            let stored = bytes
-                .get(range)
-                .ok_or_else(|| Error::corrupt(pack.id.object_name(), "blob outside the pack"))?;
-            let slot = usize::from(e.kind == BlobKind::Tree);
-            self.writers[slot].add(e.kind, e.id, e.plain_length, stored);
-            if self.writers[slot].size_bytes() >= self.target {
-                let full = std::mem::take(&mut self.writers[slot]);
-                index.add(self.store(full)?)?;
+        let name = pack.id.object_name();
+        if wanted
+            .iter()
+            .any(|e| e.offset + u64::from(e.length) > pack.size_bytes)
+        {
+            return Err(Error::corrupt(name, "blob outside the pack"));
+        }
+        wanted.sort_by_key(|e| e.offset);
+        let span = |e: &&PackEntry| (e.offset, e.length);
+        for window in pack::read_windows(&wanted, span) {
+            let Some((start, len)) = pack::window_range(window, span) else {
+                continue;
+            };
+            let bytes = self.repo.backend().read_range(&name, start, len)?;
+            for e in window {
+                let from = (e.offset - start) as usize;
+                let stored = bytes
+                    .get(from..from + e.length as usize)
+                    .ok_or_else(|| Error::corrupt(&name, "read too short"))?;
+                self.add(e, stored, index)?;
             }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, e: &PackEntry, stored: &[u8], index: &mut IndexWriter) -> Result<()> {
+        let slot = usize::from(e.kind == BlobKind::Tree);
+        self.writers[slot].add(e.kind, e.id, e.plain_length, stored);
+        if self.writers[slot].size_bytes() >= self.target {
+            let full = std::mem::take(&mut self.writers[slot]);
+            index.add(self.store(full)?)?;
         }
         Ok(())
     }

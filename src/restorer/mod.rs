@@ -34,6 +34,7 @@ use crate::blob::{self, BlobKind};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::cache::BlobLocation;
+use crate::pack;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -76,6 +77,13 @@ struct ChunkWrite {
 struct BlobTarget {
     loc: BlobLocation,
     writes: Range<usize>,
+}
+
+impl BlobTarget {
+    /// Offset and stored length in its pack.
+    fn span(&self) -> (u64, u32) {
+        (self.loc.offset, self.loc.length)
+    }
 }
 
 /// Where every restored file's chunks come from and go to.
@@ -365,15 +373,15 @@ impl ContentWriter<'_> {
     ) -> std::result::Result<(), Vec<(usize, Failure)>> {
         let mut failures = Vec::new();
         let mut scratch = Vec::new();
-        for group in read_windows(blobs) {
-            let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        for group in pack::read_windows(blobs, BlobTarget::span) {
+            let (Some(first), Some((start, len))) =
+                (group.first(), pack::window_range(group, BlobTarget::span))
+            else {
                 continue;
             };
             let pack = &first.loc.pack;
-            let start = first.loc.offset;
-            let end = last.loc.offset + u64::from(last.loc.length);
             let name = pack.object_name();
-            let mut bytes = match self.repo.backend().read_range(&name, start, end - start) {
+            let mut bytes = match self.repo.backend().read_range(&name, start, len) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     // Only this window's files lose contents; the other
@@ -492,28 +500,6 @@ impl ContentWriter<'_> {
     }
 }
 
-/// Pack bytes read at once. Bounds what each restore worker holds while
-/// keeping reads large (a whole pack is 16 MiB by default).
-const READ_WINDOW_BYTES: u64 = 4 << 20;
-
-/// Splits a pack's blobs (sorted by offset) into runs that each span at
-/// most `READ_WINDOW_BYTES`, or one blob when a blob alone is larger.
-fn read_windows(blobs: &[BlobTarget]) -> Vec<&[BlobTarget]> {
-    let mut windows = Vec::new();
-    let mut first = 0;
-    for (i, blob) in blobs.iter().enumerate() {
-        let end = blob.loc.offset + u64::from(blob.loc.length);
-        if i > first && end - blobs[first].loc.offset > READ_WINDOW_BYTES {
-            windows.push(&blobs[first..i]);
-            first = i;
-        }
-    }
-    if first < blobs.len() {
-        windows.push(&blobs[first..]);
-    }
-    windows
-}
-
 /// Granularity of hole detection: a zero run this long and aligned is left
 /// unwritten, so it stays a hole in the file created at full length.
 const HOLE_BLOCK: usize = 64 * 1024;
@@ -538,32 +524,6 @@ fn data_runs(data: &[u8]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::PackId;
-
-    #[test]
-    fn read_windows_bound_each_read() {
-        let blob = |offset: u64, length: u32| BlobTarget {
-            loc: BlobLocation {
-                pack: PackId([0; 32]),
-                offset,
-                length,
-                plain_length: length,
-            },
-            writes: 0..0,
-        };
-        let mib: u32 = 1 << 20;
-        let at = |n: u32| u64::from(n * mib);
-        let blobs = [
-            blob(0, mib),
-            blob(at(1), 2 * mib),
-            blob(at(3), mib),
-            blob(at(4), 9 * mib),
-            blob(at(13), 10),
-        ];
-        let spans: Vec<usize> = read_windows(&blobs).iter().map(|w| w.len()).collect();
-        assert_eq!(spans, [3, 1, 1]);
-        assert!(read_windows(&[]).is_empty());
-    }
 
     #[test]
     fn zero_blocks_become_holes() {
