@@ -28,6 +28,13 @@ fn instant_prune_frees_forgotten_data_and_keeps_the_rest() {
     let out = env.ok(&["prune", "--instant", "--max-unused", "0", "--json"]);
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(stats["packs_deleted"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["packs_repacked"].as_u64().unwrap() > 0, "{stats}");
+    // Repacked blobs were staged in files; none is left behind.
+    let staged: Vec<_> = files_under(&env.repo)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
     let after = dir_bytes(&env.repo.join("data"));
     // Two of three 2 MiB versions are gone.
     assert!(after + (3 << 20) < before, "before {before}, after {after}");

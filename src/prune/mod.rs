@@ -22,6 +22,7 @@
 //! step writes before it deletes, and running prune again completes the job.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
@@ -31,9 +32,10 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::index::cache::IndexCache;
 use crate::index::IndexedPack;
-use crate::pack::{self, PackEntry, PackWriter};
+use crate::pack::{self, PackEntry};
 use crate::repository::index_writer::{IndexWriter, PackBatch};
 use crate::repository::marker::ObsoleteMarker;
+use crate::repository::staging::StagedPack;
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 
@@ -315,11 +317,15 @@ fn prefer_kept_copies(
 }
 
 /// Copies the blobs a retired pack claims into new packs, sealed bytes as
-/// they are (no decryption needed, ids stay valid).
+/// they are (no decryption needed, ids stay valid). The new packs are
+/// staged in local files, as a snapshot's are, so repacking holds no more
+/// than one read window however large the repository's packs are.
 struct Repacker<'r> {
     repo: &'r Repository,
     target: u64,
-    writers: [PackWriter; 2],
+    staging_dir: PathBuf,
+    /// The open pack for data blobs, and the one for trees.
+    packs: [Option<StagedPack>; 2],
 }
 
 impl<'r> Repacker<'r> {
@@ -327,7 +333,8 @@ impl<'r> Repacker<'r> {
         Repacker {
             repo,
             target: u64::from(repo.config().pack_target_bytes),
-            writers: [PackWriter::new(), PackWriter::new()],
+            staging_dir: repo.staging_dir(),
+            packs: [None, None],
         }
     }
 
@@ -374,32 +381,44 @@ impl<'r> Repacker<'r> {
 
     fn add(&mut self, e: &PackEntry, stored: &[u8], index: &mut IndexWriter) -> Result<()> {
         let slot = usize::from(e.kind == BlobKind::Tree);
-        self.writers[slot].add(e.kind, e.id, e.plain_length, stored);
-        if self.writers[slot].size_bytes() >= self.target {
-            let full = std::mem::take(&mut self.writers[slot]);
-            index.add(self.store(full)?)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, index: &mut IndexWriter) -> Result<()> {
-        for w in std::mem::take(&mut self.writers) {
-            if !w.is_empty() {
-                index.add(self.store(w)?)?;
+        let pack = match &mut self.packs[slot] {
+            Some(pack) => pack,
+            empty => empty.insert(
+                StagedPack::create(&self.staging_dir)
+                    .map_err(|err| Error::io(&self.staging_dir, err))?,
+            ),
+        };
+        pack.add(e.kind, e.id, e.plain_length, stored)
+            .map_err(|err| Error::io(pack.path(), err))?;
+        if pack.size_bytes() >= self.target {
+            if let Some(full) = self.packs[slot].take() {
+                index.add(self.store(full)?)?;
             }
         }
         Ok(())
     }
 
-    fn store(&self, writer: PackWriter) -> Result<IndexedPack> {
-        let pack = writer.finish(self.repo.key());
+    fn finish(mut self, index: &mut IndexWriter) -> Result<()> {
+        for pack in std::mem::take(&mut self.packs).into_iter().flatten() {
+            if !pack.is_empty() {
+                index.add(self.store(pack)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&self, pack: StagedPack) -> Result<IndexedPack> {
+        let path = pack.path().to_path_buf();
+        let finished = pack
+            .finish(self.repo.key())
+            .map_err(|err| Error::io(path, err))?;
         self.repo
             .backend()
-            .write(&pack.id.object_name(), &pack.bytes)?;
+            .store_file(&finished.id.object_name(), finished.path.path())?;
         Ok(IndexedPack {
-            id: pack.id,
-            size_bytes: pack.bytes.len() as u64,
-            blobs: pack.entries,
+            id: finished.id,
+            size_bytes: finished.size_bytes,
+            blobs: finished.entries,
         })
     }
 }

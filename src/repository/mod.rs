@@ -303,6 +303,14 @@ impl Repository {
         &self.cache
     }
 
+    /// Where packs are staged before the backend stores them: the
+    /// backend's choice, else beside the local cache.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.backend
+            .staging_dir()
+            .unwrap_or_else(|| self.cache.path().with_file_name("staging"))
+    }
+
     fn cache_error(&self, e: crate::index::cache::CacheError) -> Error {
         Error::Cache {
             path: self.cache.path().to_path_buf(),

@@ -501,10 +501,7 @@ impl BlobSaver {
         // (each holds one more blob); every further chunk is a buffer held
         // for nothing.
         let (seal_tx, seal_rx) = bounded::<Job>(SEAL_QUEUE_JOBS);
-        let staging_dir = repo
-            .backend()
-            .staging_dir()
-            .unwrap_or_else(|| repo.cache().path().with_file_name("staging"));
+        let staging_dir = repo.staging_dir();
         staging::remove_stale(&staging_dir, STALE_STAGING_AGE);
         let shared = Arc::new(Shared {
             key: Arc::clone(repo.key()),
