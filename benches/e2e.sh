@@ -5,12 +5,18 @@
 # ratio to each peer per phase. Reproducible on a fresh Debian machine:
 #
 #   benches/e2e.sh [SCALE]      # SCALE 1.0 = ~1.5 GiB corpus (default)
+#   ROUNDS=3 benches/e2e.sh     # every phase 3 times, the table of medians
+#
+# With ROUNDS above 1, each round of a phase starts from the same
+# repositories and caches (copied aside before the phase and put back
+# before each round), so the rounds measure the same work.
 #
 # Needs: restic, borgbackup, time, zstd (installed if missing), and a
 # release build of cairn (built if missing; set CARGO_TARGET_DIR to reuse one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-1.0}"
+ROUNDS="${ROUNDS:-1}"
 WORK="${BENCH_DIR:-/var/tmp/cairn-bench}"
 # shellcheck source=benches/common.sh
 source benches/common.sh
@@ -29,37 +35,85 @@ export BORG_REPO="$WORK/borg-repo" BORG_BASE_DIR="$WORK/borg-base"
 restic init -q
 borg init -e repokey-blake2 >/dev/null
 
-run_phase() {
+STATE=(cairn-repo cairn-cache restic-repo restic-cache borg-repo borg-base)
+
+# keep_state: sets the repositories and caches aside as they are now.
+keep_state() {
+  rm -rf "$WORK/state"; mkdir -p "$WORK/state"
+  for d in "${STATE[@]}"; do [ ! -e "$WORK/$d" ] || cp -a "$WORK/$d" "$WORK/state/"; done
+}
+
+# reset_state: puts back what keep_state set aside.
+reset_state() {
+  for d in "${STATE[@]}"; do
+    rm -rf "${WORK:?}/$d"
+    [ ! -e "$WORK/state/$d" ] || cp -a "$WORK/state/$d" "$WORK/"
+  done
+}
+
+# repeat CMD...: runs CMD (which measures a phase that changes no
+# repository) ROUNDS times.
+repeat() {
+  for ((round = 1; round <= ROUNDS; round++)); do "$@"; done
+}
+
+# rounds CMD...: runs CMD (which measures a phase) ROUNDS times, each from
+# the state before the first.
+rounds() {
+  [ "$ROUNDS" -eq 1 ] || keep_state
+  for ((round = 1; round <= ROUNDS; round++)); do
+    [ "$round" -eq 1 ] || reset_state
+    "$@"
+  done
+}
+
+snapshot_phase() {
   local phase=$1
   measure cairn "$phase" "$CAIRN" snapshot --quiet "$CORPUS"
   measure restic "$phase" restic backup -q "$CORPUS"
   measure borg "$phase" borg create --compression zstd,3 "::$phase" "$CORPUS"
 }
 
-measure tar physical bash -c "tar -cf - -C '$WORK' corpus | zstd -3 -T2 > /dev/null"
-run_phase initial
-run_phase unchanged
+physical_phase() {
+  measure tar physical bash -c "tar -cf - -C '$WORK' corpus | zstd -3 -T2 > /dev/null"
+}
+
+restore_phase() {
+  for t in cairn restic borg cp; do rm -rf "$WORK/restore-$t"; done
+  for t in cairn restic borg; do mkdir -p "$WORK/restore-$t"; done
+  measure cairn restore "$CAIRN" restore --quiet "latest:$CORPUS" --target "$WORK/restore-cairn"
+  measure restic restore restic restore latest --target "$WORK/restore-restic"
+  measure borg restore bash -c "cd '$WORK/restore-borg' && borg extract ::mutated"
+  measure cp restore cp -a "$CORPUS" "$WORK/restore-cp"
+}
+
+verify_phase() {
+  measure cairn verify "$CAIRN" verify --read-data
+  measure restic verify restic check --read-data
+  measure borg verify borg check --verify-data
+}
+
+# Retention: keep the last snapshot, reclaim the rest (cairn without the
+# grace period, as restic and borg delete at once).
+prune_phase() {
+  measure cairn prune "$CAIRN" forget --keep-last 1 --prune --instant
+  measure restic prune restic forget --keep-last 1 --prune
+  measure borg prune bash -c "borg prune --keep-last 1 && borg compact"
+}
+
+repeat physical_phase
+rounds snapshot_phase initial
+rounds snapshot_phase unchanged
 python3 benches/corpus.py mutate "$CORPUS"
-run_phase mutated
-
-for t in cairn restic borg; do rm -rf "$WORK/restore-$t"; mkdir -p "$WORK/restore-$t"; done
-measure cairn restore "$CAIRN" restore --quiet "latest:$CORPUS" --target "$WORK/restore-cairn"
-measure restic restore restic restore latest --target "$WORK/restore-restic"
-measure borg restore bash -c "cd '$WORK/restore-borg' && borg extract ::mutated"
-measure cp restore cp -a "$CORPUS" "$WORK/restore-cp"
-
-measure cairn verify "$CAIRN" verify --read-data
-measure restic verify restic check --read-data
-measure borg verify borg check --verify-data
+rounds snapshot_phase mutated
+repeat restore_phase
+repeat verify_phase
 
 for t in cairn restic borg; do
   printf '%s\t%s\t%s\t%s\t%s\n' "$t" reposize "$(du -sb "$WORK/$t-repo" | cut -f1)" 0 0 >> "$RESULTS"
 done
 
-# Retention: keep the last snapshot, reclaim the rest (cairn without the
-# grace period, as restic and borg delete at once).
-measure cairn prune "$CAIRN" forget --keep-last 1 --prune --instant
-measure restic prune restic forget --keep-last 1 --prune
-measure borg prune bash -c "borg prune --keep-last 1 && borg compact"
+rounds prune_phase
+rm -rf "$WORK/state"
 
 python3 benches/table.py "$RESULTS"
