@@ -35,6 +35,7 @@ use error::{code, MegaError, MegaResult};
 use nodes::{Node, NodeTree};
 use serde_json::{json, Value};
 use session::{Credentials, Session, SessionCache};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -164,6 +165,9 @@ pub struct MegaBackend {
     inner: Inner,
 }
 
+/// Download URLs remembered at most (a few per reader thread would do).
+const MAX_DOWNLOAD_URLS: usize = 256;
+
 struct Inner {
     creds: Credentials,
     base: Vec<String>,
@@ -176,6 +180,10 @@ struct Inner {
     fetch_lock: tokio::sync::Mutex<()>,
     tree: Mutex<Option<NodeTree>>,
     tree_loaded: Mutex<Option<std::time::Instant>>,
+    /// Download URLs by node handle: readers take a pack a window at a
+    /// time, and one `g` command serves them all. A URL that no longer
+    /// works answers 403 or 404, and a new one is asked for.
+    download_urls: Mutex<HashMap<String, String>>,
     in_flight: usize,
     tstats: TransferStats,
     logins: AtomicU64,
@@ -250,6 +258,7 @@ impl MegaBackend {
                 fetch_lock: tokio::sync::Mutex::new(()),
                 tree: Mutex::new(None),
                 tree_loaded: Mutex::new(None),
+                download_urls: Mutex::new(HashMap::new()),
                 in_flight: config.transfers_in_flight.max(1),
                 tstats: TransferStats::default(),
                 logins: AtomicU64::new(0),
@@ -661,7 +670,14 @@ impl Inner {
         }
         let mut fresh_url = false;
         loop {
-            let url = self.download_url(&node).await?;
+            let url = match self.known_download_url(&node).filter(|_| !fresh_url) {
+                Some(url) => url,
+                None => {
+                    let url = self.download_url(&node).await?;
+                    self.remember_download_url(&node, &url);
+                    url
+                }
+            };
             let r = match range {
                 Some((o, l)) => self.transfers().download_range(&url, &key, o, l).await,
                 None => self.transfers().download(&url, node.size_bytes, &key).await,
@@ -670,6 +686,22 @@ impl Inner {
                 Err(e) if transfer::needs_new_url(&e) && !fresh_url => fresh_url = true,
                 r => return r,
             }
+        }
+    }
+
+    fn known_download_url(&self, node: &Node) -> Option<String> {
+        let urls = self.download_urls.lock().ok()?;
+        urls.get(&node.handle).cloned()
+    }
+
+    fn remember_download_url(&self, node: &Node, url: &str) {
+        if let Ok(mut urls) = self.download_urls.lock() {
+            // A reader moves from pack to pack: the URLs of packs it left
+            // are dropped wholesale now and then rather than tracked.
+            if urls.len() >= MAX_DOWNLOAD_URLS {
+                urls.clear();
+            }
+            urls.insert(node.handle.clone(), url.to_string());
         }
     }
 

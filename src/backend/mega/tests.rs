@@ -276,6 +276,40 @@ fn transient_faults_end_in_success() {
     assert_eq!(server.violations(), Vec::<String>::new());
 }
 
+/// Readers take a pack a window at a time: one download URL serves every
+/// read of an object, and a URL the server stopped honouring is replaced.
+#[test]
+fn one_download_url_serves_every_read_of_an_object() {
+    let server = v1_server();
+    let b = backend(&server);
+    b.connect().unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    b.write("data/ab/pack", &data).unwrap();
+    for (offset, len) in [
+        (0, 1_000_000),
+        (1_000_000, 1_000_000),
+        (2_000_000, 1_000_000),
+    ] {
+        let got = b.read_range("data/ab/pack", offset, len).unwrap();
+        assert_eq!(got, data[offset as usize..(offset + len) as usize]);
+    }
+    assert_eq!(b.read("data/ab/pack").unwrap(), data);
+    assert_eq!(server.stats().command("g"), 1, "one URL for four reads");
+    server.inject(Fault::DownloadHttp {
+        status: 403,
+        times: 1,
+        time_left: None,
+    });
+    assert_eq!(b.read_range("data/ab/pack", 10, 20).unwrap(), data[10..30]);
+    assert_eq!(
+        server.stats().command("g"),
+        2,
+        "a new URL for the stale one"
+    );
+    assert!(server.pending_faults().is_empty());
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
 #[test]
 fn stale_transfer_urls_are_replaced() {
     let server = v1_server();
@@ -383,17 +417,19 @@ fn quota_errors_are_typed_and_clear() {
     assert!(e.message.contains("120 seconds"), "{e}");
     assert_eq!(b.read("small").unwrap(), b"1234");
 
+    // An object not read before: "small"'s download URL is remembered.
+    b.write("fresh", b"56").unwrap();
     server.inject(Fault::TransferQuotaOnGet {
         seconds: 7,
         times: 1,
     });
-    let e = b.read_range("small", 0, 2).unwrap_err();
+    let e = b.read_range("fresh", 0, 2).unwrap_err();
     assert_eq!(e.kind, ErrorKind::QuotaExceeded);
     assert!(e.message.contains("transfer quota exceeded"), "{e}");
     assert!(e.message.contains("7 seconds"), "{e}");
 
     let (used, total) = b.quota().unwrap();
-    assert_eq!(used, 4);
+    assert_eq!(used, 6);
     assert!(total > used);
 }
 
