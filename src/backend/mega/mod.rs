@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
-use transfer::{TransferStats, Transfers};
+use transfer::{TransferStats, Transfers, UploadSource};
 
 /// A lookup that misses in a tree older than this fetches the tree again.
 const TREE_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -361,6 +361,12 @@ impl Backend for MegaBackend {
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         self.run(self.inner.read(name, None))
+            .map_err(|e| e.into_backend(name))
+    }
+
+    fn store_file(&self, name: &str, path: &std::path::Path) -> Result<()> {
+        split_name(name)?;
+        self.run(self.inner.store_file(name, path))
             .map_err(|e| e.into_backend(name))
     }
 
@@ -706,6 +712,24 @@ impl Inner {
     }
 
     async fn write(&self, name: &str, bytes: &[u8]) -> MegaResult<()> {
+        self.upload(name, &UploadSource::Bytes(bytes)).await
+    }
+
+    /// Stores the local file `path` as `name`, reading it a request's worth
+    /// at a time, and removes the file once the object is in place.
+    async fn store_file(&self, name: &str, path: &std::path::Path) -> MegaResult<()> {
+        let io = |e: std::io::Error| MegaError::Io(format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let source = UploadSource::File {
+            file: std::sync::Arc::new(file),
+            len,
+        };
+        self.upload(name, &source).await?;
+        std::fs::remove_file(path).map_err(io)
+    }
+
+    async fn upload(&self, name: &str, source: &UploadSource<'_>) -> MegaResult<()> {
         let (dirs, file) = split_name(name).map_err(|e| MegaError::Config(e.message))?;
         let path = self.full_path(&dirs);
         let parent = self.ensure_folders(&path).await?;
@@ -724,14 +748,14 @@ impl Inner {
         let mut attempts = 0;
         let uploaded = loop {
             let reply = self
-                .call(json!({"a": "u", "s": bytes.len(), "ssl": 2}))
+                .call(json!({"a": "u", "s": source.size_bytes(), "ssl": 2}))
                 .await?;
             let url = reply
                 .get("p")
                 .and_then(Value::as_str)
                 .ok_or_else(|| MegaError::Protocol("upload reply lacks a URL".into()))?
                 .to_string();
-            match self.transfers().upload(&url, bytes).await {
+            match self.transfers().upload(&url, source).await {
                 Err(e) if transfer::needs_new_url(&e) && attempts == 0 => {
                     attempts += 1;
                     tokio::time::sleep(transfer::restart_pause()).await;

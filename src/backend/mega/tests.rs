@@ -310,6 +310,33 @@ fn one_download_url_serves_every_read_of_an_object() {
     assert_eq!(server.violations(), Vec::<String>::new());
 }
 
+/// A staged pack goes up a request at a time from its file; the file is
+/// gone once the object is in place, and left to the caller when the
+/// upload fails.
+#[test]
+fn a_staged_file_is_uploaded_from_disk_and_kept_when_the_upload_fails() {
+    let server = v1_server();
+    let b = backend(&server);
+    b.connect().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let staged = dir.path().join(".tmp-pack-1");
+    let data: Vec<u8> = (0..3_500_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&staged, &data).unwrap();
+    server.inject(Fault::UploadBody {
+        body: "-17".into(),
+        times: 1,
+    });
+    let e = b.store_file("data/ab/pack", &staged).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::QuotaExceeded, "{e}");
+    assert!(staged.exists(), "a failed upload leaves the staged file");
+    assert!(b.list("data/").unwrap().is_empty());
+    b.store_file("data/ab/pack", &staged).unwrap();
+    assert!(!staged.exists());
+    assert_eq!(b.read("data/ab/pack").unwrap(), data);
+    assert!(server.stats().upload_requests >= 4, "several requests");
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
 #[test]
 fn stale_transfer_urls_are_replaced() {
     let server = v1_server();

@@ -15,7 +15,10 @@ use crate::backend::mega::crypto::{self, FileKey, Key};
 use crate::backend::mega::error::{code, MegaError, MegaResult};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Length of the completion token the storage server returns (SDK `UPLOADTOKENLEN`).
@@ -47,6 +50,44 @@ pub struct Transfers<'a> {
 pub struct Uploaded {
     pub token: Vec<u8>,
     pub key: FileKey,
+}
+
+/// What an upload sends: bytes in memory, or a local file read a request's
+/// worth at a time (a staged pack: it need not be in memory whole).
+pub enum UploadSource<'a> {
+    Bytes(&'a [u8]),
+    File { file: Arc<File>, len: u64 },
+}
+
+impl UploadSource<'_> {
+    pub fn size_bytes(&self) -> u64 {
+        match self {
+            UploadSource::Bytes(data) => data.len() as u64,
+            UploadSource::File { len, .. } => *len,
+        }
+    }
+
+    /// The plaintext of `g`; a file is read off the async threads.
+    async fn group(&self, g: &Group) -> MegaResult<Vec<u8>> {
+        match self {
+            UploadSource::Bytes(data) => {
+                let range = g.offset as usize..(g.offset + g.len) as usize;
+                data.get(range)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| MegaError::Protocol("upload group beyond the data".into()))
+            }
+            UploadSource::File { file, .. } => {
+                let (file, offset, len) = (Arc::clone(file), g.offset, g.len as usize);
+                tokio::task::spawn_blocking(move || {
+                    let mut plain = vec![0; len];
+                    file.read_exact_at(&mut plain, offset).map(|()| plain)
+                })
+                .await
+                .map_err(|e| MegaError::Protocol(format!("file reader: {e}")))?
+                .map_err(|e| MegaError::Io(format!("reading the file to upload: {e}")))
+            }
+        }
+    }
 }
 
 /// Consecutive whole chunks sent in one upload request.
@@ -109,22 +150,20 @@ impl Transfers<'_> {
 
     /// Uploads `data` to the storage URL from `u`. Returns the completion
     /// token and the file key (with its meta-MAC).
-    pub async fn upload(&self, url: &str, data: &[u8]) -> MegaResult<Uploaded> {
+    pub async fn upload(&self, url: &str, source: &UploadSource<'_>) -> MegaResult<Uploaded> {
         let aes: Key = rand::random();
         let nonce: [u8; 8] = rand::random();
-        let groups = upload_groups(data.len() as u64);
+        let groups = upload_groups(source.size_bytes());
         let mut results: Vec<GroupDone> = stream::iter(groups.into_iter().enumerate())
-            .map(|(index, g)| {
-                let plain = data[g.offset as usize..(g.offset + g.len) as usize].to_vec();
-                async move {
-                    let (macs, body) = tokio::task::spawn_blocking(move || {
-                        seal_group(&aes, &nonce, g.offset, plain, &g.chunks)
-                    })
-                    .await
-                    .map_err(|e| MegaError::Protocol(format!("encryption worker: {e}")))?;
-                    let token = self.post_group(url, g.offset, body).await?;
-                    Ok::<_, MegaError>(GroupDone { index, macs, token })
-                }
+            .map(|(index, g)| async move {
+                let plain = source.group(&g).await?;
+                let (macs, body) = tokio::task::spawn_blocking(move || {
+                    seal_group(&aes, &nonce, g.offset, plain, &g.chunks)
+                })
+                .await
+                .map_err(|e| MegaError::Protocol(format!("encryption worker: {e}")))?;
+                let token = self.post_group(url, g.offset, body).await?;
+                Ok::<_, MegaError>(GroupDone { index, macs, token })
             })
             .buffer_unordered(self.in_flight.max(1))
             .try_collect()
