@@ -24,3 +24,40 @@ measure() {
   printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$wall" "$(echo "$user + $sys" | bc)" "$rss" >> "$RESULTS"
   printf '%-7s %-16s wall %7.2fs  cpu %7.2fs  rss %8d KiB\n' "$tool" "$phase" "$wall" "$(echo "$user + $sys" | bc)" "$rss"
 }
+
+# Rounds: ROUNDS=N measures every phase N times (benches/table.py tables
+# the medians). Each round of a phase that changes a repository starts from
+# the same state: the directories named in STATE (relative to WORK, set by
+# the script) are copied aside before the phase and put back before each
+# round.
+ROUNDS="${ROUNDS:-1}"
+
+# keep_state: sets the repositories and caches aside as they are now.
+keep_state() {
+  rm -rf "$WORK/state"; mkdir -p "$WORK/state"
+  for d in "${STATE[@]}"; do [ ! -e "$WORK/$d" ] || cp -a "$WORK/$d" "$WORK/state/"; done
+}
+
+# reset_state: puts back what keep_state set aside.
+reset_state() {
+  for d in "${STATE[@]}"; do
+    rm -rf "${WORK:?}/$d"
+    [ ! -e "$WORK/state/$d" ] || cp -a "$WORK/state/$d" "$WORK/"
+  done
+}
+
+# repeat CMD...: runs CMD (which measures a phase that changes no
+# repository) ROUNDS times.
+repeat() {
+  for ((round = 1; round <= ROUNDS; round++)); do "$@"; done
+}
+
+# rounds CMD...: runs CMD (which measures a phase) ROUNDS times, each from
+# the state before the first.
+rounds() {
+  [ "$ROUNDS" -eq 1 ] || keep_state
+  for ((round = 1; round <= ROUNDS; round++)); do
+    [ "$round" -eq 1 ] || reset_state
+    "$@"
+  done
+}

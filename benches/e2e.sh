@@ -16,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-1.0}"
-ROUNDS="${ROUNDS:-1}"
 WORK="${BENCH_DIR:-/var/tmp/cairn-bench}"
 # shellcheck source=benches/common.sh
 source benches/common.sh
@@ -35,37 +34,8 @@ export BORG_REPO="$WORK/borg-repo" BORG_BASE_DIR="$WORK/borg-base"
 restic init -q
 borg init -e repokey-blake2 >/dev/null
 
+# What a round of a stateful phase starts from (see `rounds` in common.sh).
 STATE=(cairn-repo cairn-cache restic-repo restic-cache borg-repo borg-base)
-
-# keep_state: sets the repositories and caches aside as they are now.
-keep_state() {
-  rm -rf "$WORK/state"; mkdir -p "$WORK/state"
-  for d in "${STATE[@]}"; do [ ! -e "$WORK/$d" ] || cp -a "$WORK/$d" "$WORK/state/"; done
-}
-
-# reset_state: puts back what keep_state set aside.
-reset_state() {
-  for d in "${STATE[@]}"; do
-    rm -rf "${WORK:?}/$d"
-    [ ! -e "$WORK/state/$d" ] || cp -a "$WORK/state/$d" "$WORK/"
-  done
-}
-
-# repeat CMD...: runs CMD (which measures a phase that changes no
-# repository) ROUNDS times.
-repeat() {
-  for ((round = 1; round <= ROUNDS; round++)); do "$@"; done
-}
-
-# rounds CMD...: runs CMD (which measures a phase) ROUNDS times, each from
-# the state before the first.
-rounds() {
-  [ "$ROUNDS" -eq 1 ] || keep_state
-  for ((round = 1; round <= ROUNDS; round++)); do
-    [ "$round" -eq 1 ] || reset_state
-    "$@"
-  done
-}
 
 snapshot_phase() {
   local phase=$1

@@ -9,6 +9,7 @@
 #     Peak RSS is what counts here (target: < 200 MiB).
 #
 #   benches/scale.sh [FILES] [BLOBS]     # defaults 200000 10000000
+#   ROUNDS=3 benches/scale.sh             # every phase 3 times, medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES="${1:-200000}"
@@ -29,17 +30,28 @@ export CAIRN_REPOSITORY="$WORK/cairn-small" CAIRN_CACHE_DIR="$WORK/cairn-small-c
 "$CAIRN" init --quiet
 restic init -q
 borg init -e repokey-blake2 >/dev/null
-for phase in small-initial small-unchanged; do
+STATE=(cairn-small cairn-small-cache restic-repo restic-cache borg-repo borg-base)
+
+small_snapshot() {
+  local phase=$1
   measure cairn "$phase" "$CAIRN" snapshot --quiet "$SMALL"
   measure restic "$phase" restic backup -q "$SMALL"
   measure borg "$phase" borg create --compression zstd,3 "::$phase" "$SMALL"
-done
-for t in cairn restic borg; do mkdir -p "$WORK/restore-$t"; done
-measure cairn small-restore "$CAIRN" restore --quiet "latest:$SMALL" --target "$WORK/restore-cairn"
-measure restic small-restore restic restore latest --target "$WORK/restore-restic"
-measure borg small-restore bash -c "cd '$WORK/restore-borg' && borg extract ::small-unchanged"
-measure cp small-restore cp -a "$SMALL" "$WORK/restore-cp"
-rm -rf "$WORK"/restore-* "$WORK/restic-repo" "$WORK/borg-repo"
+}
+
+small_restore() {
+  rm -rf "$WORK"/restore-*
+  for t in cairn restic borg; do mkdir -p "$WORK/restore-$t"; done
+  measure cairn small-restore "$CAIRN" restore --quiet "latest:$SMALL" --target "$WORK/restore-cairn"
+  measure restic small-restore restic restore latest --target "$WORK/restore-restic"
+  measure borg small-restore bash -c "cd '$WORK/restore-borg' && borg extract ::small-unchanged"
+  measure cp small-restore cp -a "$SMALL" "$WORK/restore-cp"
+}
+
+rounds small_snapshot small-initial
+rounds small_snapshot small-unchanged
+repeat small_restore
+rm -rf "$WORK"/restore-* "$WORK/restic-repo" "$WORK/borg-repo" "$WORK/state"
 
 echo "== an index of $BLOBS blobs"
 export CAIRN_REPOSITORY="$WORK/cairn-big" CAIRN_CACHE_DIR="$WORK/cairn-big-cache"
@@ -48,10 +60,12 @@ export CAIRN_REPOSITORY="$WORK/cairn-big" CAIRN_CACHE_DIR="$WORK/cairn-big-cache
 echo "index files: $(du -sb "$CAIRN_REPOSITORY/index" | cut -f1) bytes"
 ONE="$WORK/one"; mkdir -p "$ONE"
 head -c 3000000 /dev/urandom > "$ONE/first"
-measure cairn big-snapshot-cold "$CAIRN" snapshot --quiet "$ONE"
+STATE=(cairn-big cairn-big-cache)
+rounds measure cairn big-snapshot-cold "$CAIRN" snapshot --quiet "$ONE"
 head -c 3000000 /dev/urandom > "$ONE/second"
-measure cairn big-snapshot-warm "$CAIRN" snapshot --quiet "$ONE"
-measure cairn big-prune-dry "$CAIRN" prune --dry-run
-measure cairn big-prune "$CAIRN" prune --instant
+rounds measure cairn big-snapshot-warm "$CAIRN" snapshot --quiet "$ONE"
+repeat measure cairn big-prune-dry "$CAIRN" prune --dry-run
+rounds measure cairn big-prune "$CAIRN" prune --instant
+rm -rf "$WORK/state"
 
 python3 benches/table.py "$RESULTS"
