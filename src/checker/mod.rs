@@ -22,6 +22,7 @@ use crate::id::{content_hash, content_hasher, BlobId, PackId, SnapshotId};
 use crate::index::IndexedPack;
 use crate::pack::{self, PackEntry};
 use crate::repository::config::KeyFile;
+use crate::repository::pack_windows::PackWindow;
 use crate::repository::{retry_vanished, Repository};
 use crate::tree::{NodeKind, Tree};
 
@@ -427,13 +428,9 @@ fn read_one_pack(
     }
     blobs.sort_by_key(|e| (e.offset, e.length));
     let span = |e: &&PackEntry| (e.offset, e.length);
-    let name = p.id.object_name();
-    for window in pack::read_windows(&blobs, span) {
-        let Some((start, len)) = pack::window_range(window, span) else {
-            continue;
-        };
-        match repo.backend().read_range(&name, start, len) {
-            Ok(mut bytes) => open_window(repo, p, window, start, &mut bytes, scratch, &mut outcome),
+    for (window, read) in repo.read_pack_windows(&p.id, &blobs, span) {
+        match read {
+            Ok(mut read) => open_window(repo, p, window, &mut read, scratch, &mut outcome),
             // A pack that cannot be read says so once per window; the
             // report drops the repeats.
             Err(e) => {
@@ -452,25 +449,22 @@ fn read_one_pack(
     outcome
 }
 
-/// Opens each blob of `window`, whose bytes from pack offset `start` are
-/// `bytes`.
+/// Opens each blob of `window`, which lie in the bytes `read` brought.
 fn open_window(
     repo: &Repository,
     p: &IndexedPack,
     window: &[&PackEntry],
-    start: u64,
-    bytes: &mut [u8],
+    read: &mut PackWindow,
     scratch: &mut Vec<u8>,
     outcome: &mut PackReadOutcome,
 ) {
     // Decrypting in place spares a copy of every blob.
-    let in_place = !entries_overlap(window);
+    let in_place = !read.overlapping;
     let key = repo.key();
     for e in window {
         outcome.checked += 1;
-        let from = (e.offset - start) as usize;
         let plain_len = e.plain_length as usize;
-        let result = match bytes.get_mut(from..from + e.length as usize) {
+        let result = match read.stored((e.offset, e.length)) {
             Some(stored) if in_place => {
                 blob::open_in_place(key, e.kind, &e.id, stored, plain_len, scratch).map(drop)
             }
@@ -489,16 +483,6 @@ fn open_window(
             outcome.bad.push((e.kind, e.id));
         }
     }
-}
-
-/// Whether any of `sorted` (by offset) share bytes: decrypting one in place
-/// would garble the other.
-fn entries_overlap(sorted: &[&PackEntry]) -> bool {
-    blob::spans_overlap(
-        sorted
-            .iter()
-            .map(|e| (e.offset, e.offset + u64::from(e.length))),
-    )
 }
 
 /// Whether opening the blobs one by one has authenticated every byte of
@@ -747,21 +731,6 @@ mod tests {
             .collect();
         entries.sort_by_key(|e| (e.offset, e.length));
         entries
-    }
-
-    fn blobs_overlap(spans: &[(u64, u32)]) -> bool {
-        let entries = entries(spans);
-        entries_overlap(&entries.iter().collect::<Vec<_>>())
-    }
-
-    /// Blobs are decrypted in place only where none garbles another.
-    #[test]
-    fn overlapping_blobs_are_told_from_adjacent_ones() {
-        assert!(!blobs_overlap(&[(100, 50), (0, 100), (150, 10)]));
-        assert!(!blobs_overlap(&[(0, 10), (20, 10)]));
-        assert!(blobs_overlap(&[(0, 100), (99, 10)]));
-        assert!(blobs_overlap(&[(50, 10), (0, 100)]));
-        assert!(blobs_overlap(&[(0, 10), (0, 10)]));
     }
 
     /// Only blobs back to back from the start up to a checked header spare

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::index::cache::IndexCache;
 use crate::index::IndexedPack;
-use crate::pack::{self, PackEntry};
+use crate::pack::PackEntry;
 use crate::repository::index_writer::{IndexWriter, PackBatch};
 use crate::repository::marker::ObsoleteMarker;
 use crate::repository::staging::StagedPack;
@@ -363,15 +363,11 @@ impl<'r> Repacker<'r> {
         }
         wanted.sort_by_key(|e| e.offset);
         let span = |e: &&PackEntry| (e.offset, e.length);
-        for window in pack::read_windows(&wanted, span) {
-            let Some((start, len)) = pack::window_range(window, span) else {
-                continue;
-            };
-            let bytes = self.repo.backend().read_range(&name, start, len)?;
+        for (window, read) in self.repo.read_pack_windows(&pack.id, &wanted, span) {
+            let mut read = read?;
             for e in window {
-                let from = (e.offset - start) as usize;
-                let stored = bytes
-                    .get(from..from + e.length as usize)
+                let stored = read
+                    .stored((e.offset, e.length))
                     .ok_or_else(|| Error::corrupt(&name, "read too short"))?;
                 self.add(e, stored, index)?;
             }

@@ -10,6 +10,7 @@ mod cache_open;
 pub mod config;
 pub mod index_writer;
 pub mod marker;
+pub mod pack_windows;
 pub mod saver;
 pub mod staging;
 

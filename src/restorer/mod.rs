@@ -30,11 +30,10 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::blob::{self, BlobKind};
+use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::cache::BlobLocation;
-use crate::pack;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -373,16 +372,12 @@ impl ContentWriter<'_> {
     ) -> std::result::Result<(), Vec<(usize, Failure)>> {
         let mut failures = Vec::new();
         let mut scratch = Vec::new();
-        for group in pack::read_windows(blobs, BlobTarget::span) {
-            let (Some(first), Some((start, len))) =
-                (group.first(), pack::window_range(group, BlobTarget::span))
-            else {
-                continue;
-            };
-            let pack = &first.loc.pack;
-            let name = pack.object_name();
-            let mut bytes = match self.repo.backend().read_range(&name, start, len) {
-                Ok(bytes) => bytes,
+        let Some(pack) = blobs.first().map(|b| b.loc.pack) else {
+            return Ok(());
+        };
+        for (group, read) in self.repo.read_pack_windows(&pack, blobs, BlobTarget::span) {
+            let mut window = match read {
+                Ok(window) => window,
                 Err(e) => {
                     // Only this window's files lose contents; the other
                     // windows of the pack are still read.
@@ -394,15 +389,10 @@ impl ContentWriter<'_> {
                 }
             };
             // Decrypting in place spares a copy of every blob.
-            let spans = group.iter().map(|b| {
-                let start = b.loc.offset;
-                (start, start + u64::from(b.loc.length))
-            });
-            let in_place = !blob::spans_overlap(spans);
+            let in_place = !window.overlapping;
             for blob in group {
                 let writes = contents.writes_of(blob);
-                let from = (blob.loc.offset - start) as usize;
-                let Some(stored) = bytes.get_mut(from..from + blob.loc.length as usize) else {
+                let Some(stored) = window.stored(blob.span()) else {
                     let message = format!("pack {}: read returned too few bytes", pack.short());
                     fail_writes(&mut failures, writes, &message);
                     continue;
