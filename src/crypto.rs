@@ -185,12 +185,15 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// RFC 9106's second recommended Argon2id setting (64 MiB, t=3, p=4), the
-    /// one it advises where the first (2 GiB) is too much memory.
+    /// 32 MiB, t=6, p=4: the same memory-time product as RFC 9106's second
+    /// recommended setting (64 MiB, t=3), so a guess costs an attacker as
+    /// much memory-time and a user as long, with half the peak memory. That
+    /// peak is most of what every command holds; 32 MiB is what restic's
+    /// scrypt (N=2^15, r=8) takes too.
     fn default() -> Self {
         KdfParams {
-            memory_kib: 64 * 1024,
-            iterations: 3,
+            memory_kib: 32 * 1024,
+            iterations: 6,
             parallelism: 4,
         }
     }

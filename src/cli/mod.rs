@@ -21,6 +21,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn::crypto::KdfParams;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit codes, as documented in README.md.
@@ -78,19 +79,19 @@ pub struct GlobalArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct KdfArgs {
     /// Argon2id memory in KiB
-    #[arg(long, default_value_t = 65536)]
+    #[arg(long, default_value_t = KdfParams::default().memory_kib)]
     pub kdf_memory_kib: u32,
     /// Argon2id iterations
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = KdfParams::default().iterations)]
     pub kdf_iterations: u32,
     /// Argon2id lanes
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = KdfParams::default().parallelism)]
     pub kdf_parallelism: u32,
 }
 
 impl KdfArgs {
-    pub fn params(&self) -> cairn::crypto::KdfParams {
-        cairn::crypto::KdfParams {
+    pub fn params(&self) -> KdfParams {
+        KdfParams {
             memory_kib: self.kdf_memory_kib,
             iterations: self.kdf_iterations,
             parallelism: self.kdf_parallelism,

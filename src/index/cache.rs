@@ -56,7 +56,7 @@ pub struct IndexCache {
 impl Drop for IndexCache {
     /// Writes what the memtable holds to a table file, so that the next
     /// open has no log to replay: that replay holds the whole memtable in
-    /// memory while the key derivation holds its 64 MiB (the cache opens
+    /// memory while the key derivation holds its 32 MiB (the cache opens
     /// during it), and writes the same table file anyway.
     fn drop(&mut self) {
         if self.temporary.is_none() {
