@@ -152,6 +152,7 @@ struct Shared {
     compression: Compression,
     pack_target_bytes: u64,
     staging_dir: PathBuf,
+    /// Blobs claimed by this saver whose packs are not in the cache yet.
     pending: Mutex<HashSet<(BlobKind, BlobId)>>,
     packers: [Mutex<Option<StagedPack>>; 2],
     upload_tx: Mutex<Option<Sender<StagedFinished>>>,
@@ -368,6 +369,18 @@ impl Shared {
                 path: self.cache.path().to_path_buf(),
                 message: e.message,
             })?;
+        // The cache knows these blobs now. Forgetting them only after the
+        // merge leaves no moment when neither answers for one, and keeps
+        // `pending` to the blobs of packs not indexed yet: it held every
+        // blob of the run (about 190 bytes each, with the set's growth)
+        // until it ended.
+        let mut pending = lock(&self.pending);
+        for (_, entries) in &merge {
+            for e in entries.iter() {
+                pending.remove(&(e.kind, e.id));
+            }
+        }
+        drop(pending);
         let mut stats = lock(&self.stats);
         stats.index_files_written += 1;
         stats.uploaded_bytes += bytes.len() as u64;
@@ -730,5 +743,52 @@ mod tests {
         drop(LiveWorker(&budget));
         stuck.join().unwrap();
         assert_eq!(order.lock().unwrap().len(), 3);
+    }
+
+    /// A blob leaves `pending` once its pack is indexed in the cache, so
+    /// the set stays the size of the packs in flight however long the run;
+    /// and the cache then answers for it, so a second copy is not stored.
+    #[test]
+    fn indexed_blobs_leave_the_pending_set_and_stay_deduplicated() {
+        use crate::backend::local::LocalBackend;
+        use crate::crypto::KdfParams;
+        use crate::repository::{CacheOptions, InitOptions, Repository};
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            pack_target_bytes: Some(64 * 1024),
+            ..Default::default()
+        };
+        let cache = CacheOptions {
+            root: Some(dir.path().join("cache")),
+        };
+        let backend = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let repo = Repository::init(backend, b"pw", &options, &cache).unwrap();
+        let saver = repo.blob_saver(SaverOptions {
+            compression: Compression::Off,
+            ..SaverOptions::default()
+        });
+        // 16 KiB each: four to a pack, 50 packs, a dozen index files.
+        let blob = |n: u32| n.to_le_bytes().repeat(4096);
+        let blobs = 200;
+        for n in 0..blobs {
+            assert!(saver.save(BlobKind::Data, blob(n)).unwrap().1);
+        }
+        let in_flight = 4 * (CHECKPOINT_PACKS + 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while lock(&saver.shared.pending).len() > in_flight {
+            assert!(std::time::Instant::now() < deadline, "pending never shrank");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (_, stored_again) = saver.save(BlobKind::Data, blob(0)).unwrap();
+        assert!(!stored_again, "the first blob was stored twice");
+        let stats = saver.finish().unwrap();
+        assert_eq!(stats.blobs_added, u64::from(blobs));
+        assert!(stats.index_files_written >= 10, "{stats:?}");
     }
 }
