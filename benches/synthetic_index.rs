@@ -4,16 +4,25 @@
 //! exist, so only commands that never read those packs (snapshot of new
 //! data, `prune --dry-run`) make sense on the result.
 //!
-//! Usage: synthetic_index REPO BLOBS [BLOBS_PER_PACK]
+//! With `--real`, the blobs are stored for real instead: BLOBS distinct
+//! 32-byte blobs, sealed into packs by the same saver a snapshot uses, so
+//! that `verify` (which reads every pack's header) has a whole repository
+//! of that many blobs to check. Few bytes a blob keep it to about 70 bytes
+//! of packs a blob; give the repository small packs (`init --pack-size`)
+//! so that its index files stay the size a real one's are.
+//!
+//! Usage: synthetic_index REPO BLOBS [BLOBS_PER_PACK | --real]
 //! (password from CAIRN_PASSWORD; uses a throw-away cache).
 
 use std::sync::Arc;
 
 use cairn::backend::local::LocalBackend;
 use cairn::blob::BlobKind;
+use cairn::compress::Compression;
 use cairn::id::{BlobId, PackId};
 use cairn::index::{IndexFile, IndexedPack};
 use cairn::pack::PackEntry;
+use cairn::repository::saver::SaverOptions;
 use cairn::repository::{CacheOptions, Repository};
 
 const BLOBS_PER_FILE: u64 = 100_000;
@@ -31,7 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: synthetic_index REPO BLOBS [BLOBS_PER_PACK]".into());
     }
     let blobs: u64 = args[2].parse()?;
-    let per_pack: u64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(16);
+    let real = args.get(3).is_some_and(|a| a == "--real");
+    let per_pack: u64 = match args.get(3).filter(|_| !real) {
+        Some(n) => n.parse()?,
+        None => 16,
+    };
     let password = std::env::var("CAIRN_PASSWORD")?;
     let cache = tempfile::tempdir()?;
     let repo = Repository::open(
@@ -41,6 +54,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             root: Some(cache.path().to_path_buf()),
         },
     )?;
+    if real {
+        return store_real_blobs(&repo, blobs);
+    }
     let mut file = IndexFile::default();
     let mut in_file = 0;
     let mut blob = 0u64;
@@ -74,5 +90,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         repo.save_index_file(&file)?;
     }
     println!("{blobs} synthetic blobs in {pack_no} packs");
+    Ok(())
+}
+
+/// Stores `blobs` distinct blobs of 32 bytes, uncompressed.
+fn store_real_blobs(repo: &Repository, blobs: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let saver = repo.blob_saver(SaverOptions {
+        compression: Compression::Off,
+        ..SaverOptions::default()
+    });
+    for n in 0..blobs {
+        saver.save(BlobKind::Data, id(b'r', n).to_vec())?;
+    }
+    let stats = saver.finish()?;
+    println!("{blobs} real blobs stored: {stats:?}");
     Ok(())
 }

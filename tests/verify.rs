@@ -173,3 +173,53 @@ fn subsets_cover_everything() {
         Some(2)
     );
 }
+
+#[test]
+fn index_files_a_prune_superseded_are_ignored_and_every_live_pack_checked() {
+    let env = TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    let mut ids = Vec::new();
+    for round in 0..3u64 {
+        write(
+            &src.join(format!("v{round}.bin")),
+            &random_bytes(300_000, round),
+        );
+        ids.push(env.snapshot(&[src.to_str().unwrap()]));
+        std::fs::remove_file(src.join(format!("v{round}.bin"))).unwrap();
+    }
+    let old_index = files_under(&env.repo.join("index"));
+    let kept: Vec<Vec<u8>> = old_index
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    env.ok(&["forget", &ids[0][..8]]);
+    let out = env
+        .cmd()
+        .args(["prune", "--instant", "--max-unused", "0"])
+        .env("CAIRN_INDEX_FILE_BLOBS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A prune killed before it deleted the files it superseded leaves them
+    // behind; their entries name a pack that is gone.
+    for (file, bytes) in old_index.iter().zip(&kept) {
+        std::fs::write(file, bytes).unwrap();
+    }
+    assert!(files_under(&env.repo.join("index")).len() > old_index.len());
+    let live_packs = files_under(&env.repo.join("data")).len() as u64;
+    let (code, v) = verify_json(&env, &["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["packs"].as_u64(), Some(live_packs), "{v}");
+    assert_eq!(v["packs_read"].as_u64(), Some(live_packs), "{v}");
+    assert!(
+        v["unreferenced_packs"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    // A live pack deleted now is missed.
+    let victim = data_pack(&env);
+    std::fs::remove_file(&victim).unwrap();
+    let (code, v) = verify_json(&env, &[]);
+    assert_eq!(code, 4, "{v}");
+    assert!(v.to_string().contains("missing from the repository"), "{v}");
+}

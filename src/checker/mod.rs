@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -19,28 +20,50 @@ use serde::Serialize;
 use crate::blob::{self, BlobKind};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, content_hasher, BlobId, PackId, SnapshotId};
+use crate::index::cache::{CacheError, IndexCache};
 use crate::index::IndexedPack;
 use crate::pack::{self, PackEntry};
 use crate::repository::config::KeyFile;
 use crate::repository::pack_windows::PackWindow;
-use crate::repository::{retry_vanished, Repository};
+use crate::repository::Repository;
 use crate::tree::{NodeKind, Tree};
 
+mod index_spool;
 pub mod repair;
+
+use index_spool::{IndexSpool, Source};
 
 /// Which packs `read_data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DataSubset {
     None,
     All,
-    /// Slice `n` of `m` (1-based): packs whose position in id order is
-    /// `n-1` modulo `m`. `m` runs with n = 1..m cover everything.
+    /// Slice `n` of `m` (1-based): packs whose id, its first eight bytes
+    /// read as a big-endian number, is `n-1` modulo `m`. `m` runs with
+    /// n = 1..m cover everything, and a pack stays in its slice however
+    /// many packs come and go between the runs.
     Slice {
         n: u32,
         m: u32,
     },
     /// A random share of the packs, 0.0..=1.0.
     Fraction(f64),
+}
+
+impl DataSubset {
+    /// Whether `read_data` reads pack `id`.
+    fn chooses(&self, id: &PackId) -> bool {
+        match *self {
+            DataSubset::None => false,
+            DataSubset::All => true,
+            DataSubset::Slice { n, m } => {
+                let mut first = [0; 8];
+                first.copy_from_slice(&id.as_bytes()[..8]);
+                u64::from_be_bytes(first) % u64::from(m) == u64::from(n - 1)
+            }
+            DataSubset::Fraction(f) => rand::random::<f64>() < f,
+        }
+    }
 }
 
 impl std::str::FromStr for DataSubset {
@@ -116,74 +139,172 @@ impl Report {
     }
 }
 
-/// The packs verify checks, as the index files and markers listed them.
+/// What checking and reading the packs found, beyond the report.
 #[derive(Default)]
-struct IndexView {
-    /// The live index's packs, then those only obsolete markers name
-    /// (readers still use them until prune deletes them).
-    packs: Vec<IndexedPack>,
+struct PackChecks {
+    /// Blobs that could not be read or did not open, by pack.
+    damaged: HashMap<PackId, Vec<(BlobKind, BlobId)>>,
     /// Packs known only from an obsolete marker, with the marker's name.
     retired: HashMap<PackId, String>,
-    /// Index files and markers that could not be read.
-    problems: Vec<Problem>,
+    /// Packs with a problem in the report.
+    troubled: HashSet<PackId>,
 }
 
-impl IndexView {
-    /// `Some` if `loaded` worked; a problem if the object is unreadable;
-    /// an error if it vanished, so that the caller lists everything again.
-    fn take<T>(&mut self, object: String, loaded: Result<T>) -> Result<Option<T>> {
-        match loaded {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::Backend(e)) if e.is_not_found() => Err(Error::Backend(e)),
-            Err(e) => {
-                self.problems.push(Problem {
-                    object,
-                    message: e.to_string(),
-                });
-                Ok(None)
-            }
-        }
-    }
+/// A pack met for the first time in the spool, with the size the listing
+/// of `data/` gave it (if it is there) and whether to read its data.
+struct PackToCheck {
+    pack: IndexedPack,
+    size: Option<u64>,
+    read: bool,
 }
 
-/// Collects the live index and the obsolete markers, reporting unreadable
-/// ones. If a listed file vanished before it was read (a prune replaced
-/// it), everything is listed again, so that the view is one a prune left
-/// whole, never half of two.
-fn load_index(repo: &Repository, report: &mut Report) -> Result<IndexView> {
-    let mut view = retry_vanished(|| load_index_once(repo))?;
-    report.problems.append(&mut view.problems);
-    Ok(view)
+/// Feeds `check_packs` the spool's packs, each the first time it is met,
+/// and adds each frame's blobs to the indexed set as the frame is read, so
+/// that filling the set overlaps with checking packs.
+struct PackFeed<'a, 'i, F> {
+    frames: F,
+    current: std::vec::IntoIter<IndexedPack>,
+    source: Option<&'a Source>,
+    seen: HashSet<PackId>,
+    /// Packs the listing of `data/` holds that the feed has not met.
+    present: HashMap<PackId, u64>,
+    retired: HashMap<PackId, String>,
+    subset: DataSubset,
+    indexed: &'i IndexedBlobs,
 }
 
-fn load_index_once(repo: &Repository) -> Result<IndexView> {
-    let mut view = IndexView::default();
-    let mut files = Vec::new();
-    let mut superseded = HashSet::new();
-    for id in repo.list_index_files()? {
-        if let Some(f) = view.take(id.object_name(), repo.load_index_file(&id))? {
-            superseded.extend(f.supersedes.iter().copied());
-            files.push((id, f));
-        }
-    }
-    let mut seen = HashSet::new();
-    for (id, f) in files {
-        if !superseded.contains(&id) {
-            let fresh = f.packs.into_iter().filter(|p| seen.insert(p.id));
-            view.packs.extend(fresh);
-        }
-    }
-    for name in repo.obsolete_names()? {
-        if let Some(marker) = view.take(name.clone(), repo.load_obsolete(&name))? {
-            for pack in marker.packs {
-                if seen.insert(pack.id) {
-                    view.retired.insert(pack.id, name.clone());
-                    view.packs.push(pack);
+impl<'a, F> Iterator for PackFeed<'a, '_, F>
+where
+    F: Iterator<Item = Result<(&'a Source, Vec<IndexedPack>)>>,
+{
+    type Item = Result<PackToCheck>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let Some(pack) = self.current.next() else {
+                let (source, packs) = match self.frames.next()? {
+                    Ok(frame) => frame,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Err(e) = self.indexed.add(&packs) {
+                    return Some(Err(e));
                 }
+                self.source = Some(source);
+                self.current = packs.into_iter();
+                continue;
+            };
+            if !self.seen.insert(pack.id) {
+                continue;
             }
+            if let Some(Source::Marker(name)) = self.source {
+                self.retired.insert(pack.id, name.clone());
+            }
+            let size = self.present.remove(&pack.id);
+            let read = self.subset.chooses(&pack.id);
+            return Some(Ok(PackToCheck { pack, size, read }));
         }
     }
-    Ok(view)
+}
+
+/// Checks every pack the spool names, once each (existence, size, header),
+/// and reads those `subset` chooses. Packs stream from the spool to all
+/// cores, so that only the packs in hand are in memory. Returns, besides,
+/// the blobs of every pack the spool names.
+fn check_packs(
+    repo: &Repository,
+    spool: &IndexSpool,
+    subset: DataSubset,
+    report: &mut Report,
+) -> Result<(PackChecks, IndexedBlobs)> {
+    let mut present: HashMap<PackId, u64> = HashMap::new();
+    let mut unreferenced = Vec::new();
+    for object in repo.backend().list("data/")? {
+        match pack_id_of(&object.name) {
+            Some(id) => drop(present.insert(id, object.size_bytes)),
+            None => unreferenced.push(object.name),
+        }
+    }
+    let indexed = IndexedBlobs::new()?;
+    let mut feed = PackFeed {
+        frames: spool.frames(),
+        current: Vec::new().into_iter(),
+        source: None,
+        seen: HashSet::new(),
+        present,
+        retired: HashMap::new(),
+        subset,
+        indexed: &indexed,
+    };
+    let tally = Mutex::new(Tally::default());
+    (&mut feed)
+        .par_bridge()
+        .try_for_each_init(Vec::new, |scratch, item| -> Result<()> {
+            let item = item?;
+            let outcome = check_one_pack(repo, &item, scratch);
+            let mut tally = tally
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            tally.add(&item, outcome);
+            Ok(())
+        })?;
+    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let PackFeed {
+        seen,
+        present,
+        retired,
+        ..
+    } = feed;
+    unreferenced.extend(present.into_keys().map(|id| id.object_name()));
+    unreferenced.sort();
+    report.unreferenced_packs = unreferenced;
+    report.packs = seen.len() as u64;
+    report.packs_read = tally.packs_read;
+    report.blobs_checked = tally.blobs_checked;
+    report.problems.extend(tally.problems);
+    let checks = PackChecks {
+        damaged: tally.damaged,
+        retired,
+        troubled: tally.troubled,
+    };
+    Ok((checks, indexed))
+}
+
+/// `data/<2 hex digits>/<64 hex digits>` names the pack with that id; any
+/// other object under `data/` is no pack of the index.
+fn pack_id_of(name: &str) -> Option<PackId> {
+    let id: PackId = name.rsplit('/').next()?.parse().ok()?;
+    (id.object_name() == name).then_some(id)
+}
+
+/// The sum of the packs' outcomes.
+#[derive(Default)]
+struct Tally {
+    problems: Vec<Problem>,
+    damaged: HashMap<PackId, Vec<(BlobKind, BlobId)>>,
+    troubled: HashSet<PackId>,
+    packs_read: u64,
+    blobs_checked: u64,
+}
+
+impl Tally {
+    /// Of a pack that was read, the blobs that did not open are damaged;
+    /// of one with a problem that was not read, every blob is.
+    fn add(&mut self, item: &PackToCheck, outcome: PackReadOutcome) {
+        let id = item.pack.id;
+        self.packs_read += u64::from(item.read);
+        self.blobs_checked += outcome.checked;
+        if !outcome.problems.is_empty() {
+            self.troubled.insert(id);
+            self.problems.extend(outcome.problems);
+            if !item.read {
+                let all = item.pack.blobs.iter().map(|e| (e.kind, e.id));
+                self.damaged.insert(id, all.collect());
+            }
+        }
+        if !outcome.bad.is_empty() {
+            self.damaged.insert(id, outcome.bad);
+        }
+    }
 }
 
 /// A pack known only from an obsolete marker may be deleted by a prune
@@ -194,39 +315,31 @@ fn load_index_once(repo: &Repository) -> Result<IndexView> {
 /// marker is not: prune deletes a settled marker's packs before the
 /// marker, and one killed in between leaves exactly that (the next prune
 /// deletes the marker). Whether a snapshot needed the pack, the tree walk
-/// tells.
+/// tells. Returns the packs dropped.
 fn drop_settled_packs(
     repo: &Repository,
-    view: &mut IndexView,
-    damaged: &mut HashSet<(BlobKind, BlobId)>,
+    checks: &mut PackChecks,
     report: &mut Report,
-) -> Result<()> {
-    let troubled: HashSet<&str> = report.problems.iter().map(|p| p.object.as_str()).collect();
+) -> Result<HashSet<PackId>> {
     let mut settled = HashSet::new();
-    for (pack, marker) in &view.retired {
-        let object = format!("pack {pack}");
-        if !troubled.contains(object.as_str()) {
-            continue;
-        }
-        if is_gone(repo, marker)? || is_gone(repo, &pack.object_name())? {
-            settled.insert(object);
+    for (pack, marker) in &checks.retired {
+        if checks.troubled.contains(pack)
+            && (is_gone(repo, marker)? || is_gone(repo, &pack.object_name())?)
+        {
+            settled.insert(*pack);
         }
     }
     if settled.is_empty() {
-        return Ok(());
+        return Ok(settled);
     }
-    report.problems.retain(|p| !settled.contains(&p.object));
-    view.packs.retain(|p| {
-        let keep = !settled.contains(&format!("pack {}", p.id));
-        if !keep {
-            for e in &p.blobs {
-                damaged.remove(&(e.kind, e.id));
-            }
-        }
-        keep
-    });
-    report.packs = view.packs.len() as u64;
-    Ok(())
+    let objects: HashSet<String> = settled.iter().map(|id| format!("pack {id}")).collect();
+    report.problems.retain(|p| !objects.contains(&p.object));
+    for id in &settled {
+        checks.damaged.remove(id);
+        checks.troubled.remove(id);
+    }
+    report.packs -= settled.len() as u64;
+    Ok(settled)
 }
 
 fn is_gone(repo: &Repository, name: &str) -> Result<bool> {
@@ -255,48 +368,24 @@ fn check_keys(repo: &Repository, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Where each pack whose header decoded and agreed with the index has that
-/// header.
-type CheckedHeaders = HashMap<PackId, u64>;
-
-/// Compares each pack's existence, size and header with the index.
-fn check_packs(
-    repo: &Repository,
-    packs: &[IndexedPack],
-    report: &mut Report,
-) -> Result<CheckedHeaders> {
-    let present: HashMap<String, u64> = repo
-        .backend()
-        .list("data/")?
-        .into_iter()
-        .map(|o| (o.name, o.size_bytes))
-        .collect();
-    let indexed: HashSet<String> = packs.iter().map(|p| p.id.object_name()).collect();
-    let mut unreferenced: Vec<String> = present
-        .keys()
-        .filter(|n| !indexed.contains(*n))
-        .cloned()
-        .collect();
-    unreferenced.sort();
-    report.unreferenced_packs = unreferenced;
-    let results: Vec<std::result::Result<u64, Problem>> = packs
-        .par_iter()
-        .map(|p| check_one_pack(repo, p, present.get(&p.id.object_name()).copied()))
-        .collect();
-    let mut headers = CheckedHeaders::new();
-    for (p, result) in packs.iter().zip(results) {
-        match result {
-            Ok(header_offset) => drop(headers.insert(p.id, header_offset)),
-            Err(problem) => report.problems.push(problem),
-        }
+/// Checks one pack's structure, and reads its data if chosen.
+fn check_one_pack(repo: &Repository, item: &PackToCheck, scratch: &mut Vec<u8>) -> PackReadOutcome {
+    let header = check_header(repo, &item.pack, item.size);
+    let header_at = header.as_ref().ok().copied();
+    let mut outcome = if item.read {
+        read_one_pack(repo, &item.pack, header_at, scratch)
+    } else {
+        PackReadOutcome::default()
+    };
+    if let Err(problem) = header {
+        outcome.problems.push(problem);
     }
-    report.packs = packs.len() as u64;
-    Ok(headers)
+    outcome
 }
 
 /// The offset of the pack's header, once it decoded and agreed with the
 /// index.
-fn check_one_pack(
+fn check_header(
     repo: &Repository,
     p: &IndexedPack,
     size: Option<u64>,
@@ -343,46 +432,6 @@ fn check_one_pack(
         return Err(problem("header does not agree with the index".into()));
     }
     Ok(offset)
-}
-
-/// Reads packs and checks every blob. Returns the damaged blobs.
-fn read_data(
-    repo: &Repository,
-    packs: &[IndexedPack],
-    headers: &CheckedHeaders,
-    subset: DataSubset,
-    report: &mut Report,
-) -> HashSet<(BlobKind, BlobId)> {
-    let mut sorted: Vec<&IndexedPack> = packs.iter().collect();
-    sorted.sort_by_key(|p| p.id);
-    let chosen: Vec<&IndexedPack> = match subset {
-        DataSubset::None => Vec::new(),
-        DataSubset::All => sorted,
-        DataSubset::Slice { n, m } => sorted
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u64 % u64::from(m) == u64::from(n - 1))
-            .map(|(_, p)| p)
-            .collect(),
-        DataSubset::Fraction(f) => sorted
-            .into_iter()
-            .filter(|_| rand::random::<f64>() < f)
-            .collect(),
-    };
-    let results: Vec<PackReadOutcome> = chosen
-        .par_iter()
-        .map_init(Vec::new, |scratch, p| {
-            read_one_pack(repo, p, headers.get(&p.id).copied(), scratch)
-        })
-        .collect();
-    report.packs_read = chosen.len() as u64;
-    let mut damaged = HashSet::new();
-    for outcome in results {
-        report.problems.extend(outcome.problems);
-        damaged.extend(outcome.bad);
-        report.blobs_checked += outcome.checked;
-    }
-    damaged
 }
 
 /// What reading one pack found.
@@ -517,26 +566,51 @@ fn content_matches(repo: &Repository, p: &IndexedPack) -> Result<bool> {
     Ok(PackId(*hasher.finalize().as_bytes()) == p.id)
 }
 
-/// The blobs the index names, sorted for binary search: 33 bytes a blob. A
-/// hash set of them peaked at about 180 bytes a blob while it grew, so a
-/// verify of a repository of 10 million blobs needed gigabytes for it.
-struct IndexedBlobs(Vec<(BlobKind, BlobId)>);
+/// The blobs the index names, in a temporary RocksDB table, so that the
+/// walk can look every referenced blob up however large the index is
+/// (a sorted vector took 33 bytes a blob, a hash set 180).
+struct IndexedBlobs(IndexCache);
 
 impl IndexedBlobs {
-    fn of(packs: &[IndexedPack]) -> IndexedBlobs {
-        let mut blobs = Vec::with_capacity(packs.iter().map(|p| p.blobs.len()).sum());
-        blobs.extend(
-            packs
-                .iter()
-                .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id))),
-        );
-        blobs.sort_unstable();
-        blobs.dedup();
-        IndexedBlobs(blobs)
+    fn new() -> Result<IndexedBlobs> {
+        let table = IndexCache::open_private().map_err(|e| Error::Cache {
+            path: std::env::temp_dir(),
+            message: e.message,
+        })?;
+        Ok(IndexedBlobs(table))
     }
 
-    fn contains(&self, kind: BlobKind, id: &BlobId) -> bool {
-        self.0.binary_search(&(kind, *id)).is_ok()
+    fn add(&self, packs: &[IndexedPack]) -> Result<()> {
+        let mut blobs: Vec<_> = packs
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
+            .collect();
+        blobs.sort_unstable();
+        self.0.add_blobs(&blobs).map_err(|e| self.error(e))
+    }
+
+    fn contains(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        self.0.contains(kind, id).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: CacheError) -> Error {
+        Error::Cache {
+            path: self.0.path().to_path_buf(),
+            message: e.message,
+        }
+    }
+
+    /// The blobs of every pack the spool names but `settled` ones: when a
+    /// prune deleted packs while verify ran, the set is made again without
+    /// them (a blob may be in another pack too, so none can be taken out).
+    fn without(spool: &IndexSpool, settled: &HashSet<PackId>) -> Result<IndexedBlobs> {
+        let indexed = IndexedBlobs::new()?;
+        for frame in spool.frames() {
+            let (_, mut packs) = frame?;
+            packs.retain(|p| !settled.contains(&p.id));
+            indexed.add(&packs)?;
+        }
+        Ok(indexed)
     }
 }
 
@@ -569,7 +643,7 @@ fn check_snapshots(
             trees_seen: &mut trees_seen,
             affected: BTreeSet::new(),
         };
-        walk.tree(&snap.tree, Path::new("/"), None);
+        walk.tree(&snap.tree, Path::new("/"), None)?;
         let affected = std::mem::take(&mut walk.affected);
         if !affected.is_empty() {
             report.affected.push(Affected {
@@ -594,32 +668,44 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn bad(&mut self, kind: BlobKind, id: &BlobId) -> bool {
+    fn bad(&mut self, kind: BlobKind, id: &BlobId) -> Result<bool> {
         if self.damaged.contains(&(kind, *id)) {
-            return true;
+            return Ok(true);
         }
-        if !self.indexed.contains(kind, id) {
+        if !self.indexed.contains(kind, id)? {
             if self.reported_missing.insert((kind, *id)) {
                 self.report.problem(
                     format!("{kind} blob {}", id.short()),
                     "referenced but in no pack of the index",
                 );
             }
-            return true;
+            return Ok(true);
         }
-        false
+        Ok(false)
+    }
+
+    /// Whether any of a file's blobs is bad (the first one found is
+    /// reported).
+    fn any_bad(&mut self, content: &[crate::tree::ContentRef]) -> Result<bool> {
+        for c in content {
+            if self.bad(BlobKind::Data, &c.0)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Walks the tree `id` at `path`, which the caller may have `loaded`
-    /// already. Returns whether anything below it is affected.
-    fn tree(&mut self, id: &BlobId, path: &Path, loaded: Option<Result<Tree>>) -> bool {
+    /// already. Returns whether anything below it is affected; an error
+    /// only if the table of indexed blobs fails.
+    fn tree(&mut self, id: &BlobId, path: &Path, loaded: Option<Result<Tree>>) -> Result<bool> {
         if self.trees_seen.get(id) == Some(&true) {
-            return false;
+            return Ok(false);
         }
         let shown = path.display().to_string();
-        if self.bad(BlobKind::Tree, id) {
+        if self.bad(BlobKind::Tree, id)? {
             self.affected.insert(shown);
-            return true;
+            return Ok(true);
         }
         let tree = match loaded.unwrap_or_else(|| self.repo.load_tree(id)) {
             Ok(t) => t,
@@ -627,7 +713,7 @@ impl Walk<'_> {
                 self.report
                     .problem(format!("tree {}", id.short()), format!("{e} (at {shown})"));
                 self.affected.insert(shown);
-                return true;
+                return Ok(true);
             }
         };
         self.report.trees += 1;
@@ -635,7 +721,7 @@ impl Walk<'_> {
         let mut subdirs = Vec::new();
         for node in &tree.nodes {
             let child: PathBuf = path.join(OsStr::from_bytes(&node.name));
-            if node.content.iter().any(|c| self.bad(BlobKind::Data, &c.0)) {
+            if self.any_bad(&node.content)? {
                 self.affected
                     .insert(String::from_utf8_lossy(child.as_os_str().as_bytes()).into_owned());
                 any = true;
@@ -645,13 +731,13 @@ impl Walk<'_> {
             }
         }
         for batch in subdirs.chunks(SUBTREES_AT_ONCE) {
-            let mut loaded = self.load_subtrees(batch.iter().map(|(sub, _)| sub));
+            let mut loaded = self.load_subtrees(batch.iter().map(|(sub, _)| sub))?;
             for (sub, child) in batch {
-                any |= self.tree(sub, child, loaded.remove(sub));
+                any |= self.tree(sub, child, loaded.remove(sub))?;
             }
         }
         self.trees_seen.insert(*id, !any);
-        any
+        Ok(any)
     }
 
     /// Loads, on all cores, those of `ids` that the walk will enter (not
@@ -660,23 +746,22 @@ impl Walk<'_> {
     fn load_subtrees<'i>(
         &self,
         ids: impl Iterator<Item = &'i BlobId>,
-    ) -> HashMap<BlobId, Result<Tree>> {
-        let mut wanted: Vec<BlobId> = ids
-            .filter(|id| self.trees_seen.get(*id) != Some(&true))
-            .filter(|id| {
-                let key = (BlobKind::Tree, **id);
-                self.indexed.contains(key.0, &key.1) && !self.damaged.contains(&key)
-            })
-            .copied()
-            .collect();
+    ) -> Result<HashMap<BlobId, Result<Tree>>> {
+        let mut wanted = Vec::new();
+        for id in ids.filter(|id| self.trees_seen.get(*id) != Some(&true)) {
+            let key = (BlobKind::Tree, *id);
+            if !self.damaged.contains(&key) && self.indexed.contains(key.0, &key.1)? {
+                wanted.push(*id);
+            }
+        }
         // Empty directories, for one, all share a tree.
         wanted.sort_unstable();
         wanted.dedup();
         let repo = self.repo;
-        wanted
+        Ok(wanted
             .par_iter()
             .map(|id| (*id, repo.load_tree(id)))
-            .collect()
+            .collect())
     }
 }
 
@@ -693,18 +778,15 @@ pub fn verify(repo: &Repository, subset: DataSubset) -> Result<Report> {
     // Snapshots first: each one's index files were written before it, so
     // the index read next covers every snapshot listed.
     let snapshots = repo.list_snapshot_ids()?;
-    let mut view = load_index(repo, &mut report)?;
-    let headers = check_packs(repo, &view.packs, &mut report)?;
-    let mut damaged = read_data(repo, &view.packs, &headers, subset, &mut report);
-    drop_settled_packs(repo, &mut view, &mut damaged, &mut report)?;
-    let indexed = IndexedBlobs::of(&view.packs);
-    // Blobs of packs that are missing or damaged count as damaged too.
-    let broken_packs: HashSet<String> = report.problems.iter().map(|p| p.object.clone()).collect();
-    for p in &view.packs {
-        if broken_packs.contains(&format!("pack {}", p.id)) && subset == DataSubset::None {
-            damaged.extend(p.blobs.iter().map(|e| (e.kind, e.id)));
-        }
+    let mut spool = IndexSpool::load(repo)?;
+    report.problems.append(&mut spool.problems);
+    let (mut checks, mut indexed) = check_packs(repo, &spool, subset, &mut report)?;
+    let settled = drop_settled_packs(repo, &mut checks, &mut report)?;
+    if !settled.is_empty() {
+        indexed = IndexedBlobs::without(&spool, &settled)?;
     }
+    drop(spool);
+    let damaged: HashSet<_> = checks.damaged.into_values().flatten().collect();
     check_snapshots(repo, snapshots, &indexed, &damaged, &mut report)?;
     report.damaged_blobs = damaged.into_iter().collect();
     report.problems.sort();
@@ -756,28 +838,36 @@ mod tests {
     }
 
     #[test]
-    fn indexed_blobs_are_found_by_kind_and_id() {
-        let mut tree = entries(&[(0, 10)]);
-        tree[0].kind = BlobKind::Tree;
-        let packs = [
-            IndexedPack {
-                id: PackId([1; 32]),
-                size_bytes: 100,
-                blobs: entries(&[(0, 10), (10, 10), (20, 10)]),
-            },
-            IndexedPack {
-                id: PackId([2; 32]),
-                size_bytes: 100,
-                blobs: [entries(&[(0, 10)]), tree].concat(),
-            },
-        ];
-        let indexed = IndexedBlobs::of(&packs);
-        assert_eq!(indexed.0.len(), 4, "the second copy of blob 0 counts once");
-        for i in 0..3 {
-            assert!(indexed.contains(BlobKind::Data, &BlobId([i; 32])));
+    fn slices_share_the_packs_out_by_id() {
+        let ids: Vec<PackId> = (0u32..300)
+            .map(|i| PackId(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .collect();
+        let m = 7;
+        let slices: Vec<DataSubset> = (1..=m).map(|n| DataSubset::Slice { n, m }).collect();
+        for id in &ids {
+            let choosing = slices.iter().filter(|s| s.chooses(id)).count();
+            assert_eq!(choosing, 1, "pack {id} is in exactly one slice");
         }
-        assert!(indexed.contains(BlobKind::Tree, &BlobId([0; 32])));
-        assert!(!indexed.contains(BlobKind::Tree, &BlobId([1; 32])));
-        assert!(!indexed.contains(BlobKind::Data, &BlobId([3; 32])));
+        for slice in &slices {
+            let chosen = ids.iter().filter(|id| slice.chooses(id)).count();
+            assert!((20..=70).contains(&chosen), "{slice:?} chose {chosen}");
+        }
+        assert!(ids.iter().all(|id| DataSubset::All.chooses(id)));
+        assert!(!ids.iter().any(|id| DataSubset::None.chooses(id)));
+    }
+
+    #[test]
+    fn only_pack_object_names_name_packs() {
+        let id = PackId([0xab; 32]);
+        assert_eq!(pack_id_of(&id.object_name()), Some(id));
+        let hex = id.to_hex();
+        for name in [
+            format!("data/cd/{hex}"),
+            format!("data/{hex}"),
+            format!("data/ab/{hex}.tmp"),
+            "data/ab/notes".to_string(),
+        ] {
+            assert_eq!(pack_id_of(&name), None, "{name}");
+        }
     }
 }
