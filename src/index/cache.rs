@@ -17,7 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{BlockBasedOptions, Cache, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedIndexType, BlockBasedOptions, Cache, Options, WriteBatch, WriteOptions, DB,
+};
 
 use crate::blob::BlobKind;
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
@@ -133,6 +135,16 @@ fn options((block_cache, write_buffer): (usize, usize)) -> Options {
     table.set_bloom_filter(10.0, false);
     table.set_block_cache(&Cache::new_lru_cache(block_cache));
     table.set_cache_index_and_filter_blocks(true);
+    // A table file's filter in one block outgrows a shard of the block
+    // cache (512 KiB of a 32 MiB cache) at about 400,000 blobs; from then
+    // on every lookup read and checksummed it from the file again, and a
+    // run adding two million blobs took 100 s instead of 13. Partitioned,
+    // the filter and index come in 4 KiB blocks the cache keeps, under a
+    // small top level pinned in it.
+    table.set_partition_filters(true);
+    table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_metadata_block_size(4096);
+    table.set_pin_top_level_index_and_filter(true);
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.set_block_based_table_factory(&table);
