@@ -7,13 +7,18 @@
 #     benches/synthetic_index.rs): a snapshot adding one file, first with
 #     the local cache rebuilt from the index files, then warm; and prune.
 #     Peak RSS is what counts here (target: < 200 MiB).
+#  3. A repository of REAL_BLOBS real blobs (synthetic_index --real: tiny
+#     blobs in 1 MiB packs, so that it takes a minute to make): storing
+#     them, then `verify`, which reads every pack header and looks up every
+#     indexed blob. Peak RSS again, against the index's size.
 #
-#   benches/scale.sh [FILES] [BLOBS]     # defaults 200000 10000000
+#   benches/scale.sh [FILES] [BLOBS] [REAL_BLOBS]  # 200000 10000000 10000000
 #   ROUNDS=3 benches/scale.sh             # every phase 3 times, medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES="${1:-200000}"
 BLOBS="${2:-10000000}"
+REAL_BLOBS="${3:-10000000}"
 WORK="${BENCH_DIR:-/var/tmp/cairn-scale}"
 # shellcheck source=benches/common.sh
 source benches/common.sh
@@ -66,6 +71,16 @@ head -c 3000000 /dev/urandom > "$ONE/second"
 rounds measure cairn big-snapshot-warm "$CAIRN" snapshot --quiet "$ONE"
 repeat measure cairn big-prune-dry "$CAIRN" prune --dry-run
 rounds measure cairn big-prune "$CAIRN" prune --instant
-rm -rf "$WORK/state"
+rm -rf "$WORK/state" "$WORK/cairn-big" "$WORK/cairn-big-cache"
+
+echo "== a repository of $REAL_BLOBS real blobs"
+export CAIRN_REPOSITORY="$WORK/cairn-real" CAIRN_CACHE_DIR="$WORK/cairn-real-cache"
+"$CAIRN" init --quiet --pack-size 1048576
+measure cairn real-store "$SYNTHETIC_INDEX" "$CAIRN_REPOSITORY" "$REAL_BLOBS" --real
+echo "packs: $(du -sb "$CAIRN_REPOSITORY/data" | cut -f1) bytes, index files: $(du -sb "$CAIRN_REPOSITORY/index" | cut -f1) bytes"
+# The first command merges the index files into the local cache.
+"$CAIRN" snapshots --quiet > /dev/null
+repeat measure cairn real-verify "$CAIRN" verify
+rm -rf "$WORK/cairn-real" "$WORK/cairn-real-cache"
 
 python3 benches/table.py "$RESULTS"

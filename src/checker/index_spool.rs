@@ -1,11 +1,11 @@
 //! The index as verify read it, kept in a temporary file instead of memory.
 //!
-//! Verify needs every pack of the index twice: once to check and read it,
-//! once more to build the set of indexed blobs the tree walk looks blobs up
-//! in, after packs that a concurrent prune deleted have been set aside.
-//! Holding the index in memory between the two cost about 90 bytes a blob
-//! (900 MB for ten million). Reading the index files twice would not do
-//! either: a prune may replace one in between, and the two passes would
+//! Verify goes through the index's packs once to check and read each one
+//! and gather the blobs the index names, and again, if a concurrent prune
+//! deleted packs meanwhile, to gather the blobs without them. Holding the
+//! index in memory for that cost about 90 bytes a blob (900 MB for ten
+//! million). Reading the index files again would not do either: a prune
+//! may replace one in between, and the two passes would
 //! see two different indexes. So each index file and obsolete marker is
 //! read once, as the listing that `retry_vanished` settles on, and its
 //! packs go to a temporary file, one frame per object; both passes read

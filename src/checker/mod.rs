@@ -18,9 +18,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::blob::{self, BlobKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::{content_hash, content_hasher, BlobId, PackId, SnapshotId};
-use crate::index::cache::{CacheError, IndexCache};
 use crate::index::IndexedPack;
 use crate::pack::{self, PackEntry};
 use crate::repository::config::KeyFile;
@@ -29,9 +28,11 @@ use crate::repository::Repository;
 use crate::tree::{NodeKind, Tree};
 
 mod index_spool;
+mod indexed_blobs;
 pub mod repair;
 
 use index_spool::{IndexSpool, Source};
+use indexed_blobs::IndexedBlobs;
 
 /// Which packs `read_data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,7 +162,7 @@ struct PackToCheck {
 /// Feeds `check_packs` the spool's packs, each the first time it is met,
 /// and adds each frame's blobs to the indexed set as the frame is read, so
 /// that filling the set overlaps with checking packs.
-struct PackFeed<'a, 'i, F> {
+struct PackFeed<'a, F> {
     frames: F,
     current: std::vec::IntoIter<IndexedPack>,
     source: Option<&'a Source>,
@@ -170,10 +171,10 @@ struct PackFeed<'a, 'i, F> {
     present: HashMap<PackId, u64>,
     retired: HashMap<PackId, String>,
     subset: DataSubset,
-    indexed: &'i IndexedBlobs,
+    indexed: IndexedBlobs,
 }
 
-impl<'a, F> Iterator for PackFeed<'a, '_, F>
+impl<'a, F> Iterator for PackFeed<'a, F>
 where
     F: Iterator<Item = Result<(&'a Source, Vec<IndexedPack>)>>,
 {
@@ -186,7 +187,8 @@ where
                     Ok(frame) => frame,
                     Err(e) => return Some(Err(e)),
                 };
-                if let Err(e) = self.indexed.add(&packs) {
+                let blobs = packs.iter().flat_map(|p| p.blobs.iter());
+                if let Err(e) = self.indexed.add(blobs.map(|e| (e.kind, e.id))) {
                     return Some(Err(e));
                 }
                 self.source = Some(source);
@@ -224,7 +226,6 @@ fn check_packs(
             None => unreferenced.push(object.name),
         }
     }
-    let indexed = IndexedBlobs::new()?;
     let mut feed = PackFeed {
         frames: spool.frames(),
         current: Vec::new().into_iter(),
@@ -233,7 +234,7 @@ fn check_packs(
         present,
         retired: HashMap::new(),
         subset,
-        indexed: &indexed,
+        indexed: IndexedBlobs::new(),
     };
     let tally = Mutex::new(Tally::default());
     (&mut feed)
@@ -252,8 +253,10 @@ fn check_packs(
         seen,
         present,
         retired,
+        mut indexed,
         ..
     } = feed;
+    indexed.finish()?;
     unreferenced.extend(present.into_keys().map(|id| id.object_name()));
     unreferenced.sort();
     report.unreferenced_packs = unreferenced;
@@ -566,50 +569,18 @@ fn content_matches(repo: &Repository, p: &IndexedPack) -> Result<bool> {
     Ok(PackId(*hasher.finalize().as_bytes()) == p.id)
 }
 
-/// The blobs the index names, in a temporary RocksDB table, so that the
-/// walk can look every referenced blob up however large the index is
-/// (a sorted vector took 33 bytes a blob, a hash set 180).
-struct IndexedBlobs(IndexCache);
-
 impl IndexedBlobs {
-    fn new() -> Result<IndexedBlobs> {
-        let table = IndexCache::open_private().map_err(|e| Error::Cache {
-            path: std::env::temp_dir(),
-            message: e.message,
-        })?;
-        Ok(IndexedBlobs(table))
-    }
-
-    fn add(&self, packs: &[IndexedPack]) -> Result<()> {
-        let mut blobs: Vec<_> = packs
-            .iter()
-            .flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id)))
-            .collect();
-        blobs.sort_unstable();
-        self.0.add_blobs(&blobs).map_err(|e| self.error(e))
-    }
-
-    fn contains(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
-        self.0.contains(kind, id).map_err(|e| self.error(e))
-    }
-
-    fn error(&self, e: CacheError) -> Error {
-        Error::Cache {
-            path: self.0.path().to_path_buf(),
-            message: e.message,
-        }
-    }
-
     /// The blobs of every pack the spool names but `settled` ones: when a
     /// prune deleted packs while verify ran, the set is made again without
     /// them (a blob may be in another pack too, so none can be taken out).
     fn without(spool: &IndexSpool, settled: &HashSet<PackId>) -> Result<IndexedBlobs> {
-        let indexed = IndexedBlobs::new()?;
+        let mut indexed = IndexedBlobs::new();
         for frame in spool.frames() {
-            let (_, mut packs) = frame?;
-            packs.retain(|p| !settled.contains(&p.id));
-            indexed.add(&packs)?;
+            let (_, packs) = frame?;
+            let kept = packs.iter().filter(|p| !settled.contains(&p.id));
+            indexed.add(kept.flat_map(|p| p.blobs.iter().map(|e| (e.kind, e.id))))?;
         }
+        indexed.finish()?;
         Ok(indexed)
     }
 }

@@ -17,9 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, Options, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{BlockBasedIndexType, BlockBasedOptions, Cache, Options, WriteBatch, DB};
 
 use crate::blob::BlobKind;
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
@@ -233,22 +231,6 @@ impl IndexCache {
             batch.put(index_key(index), b"");
         }
         self.db.write(batch)?;
-        Ok(())
-    }
-
-    /// Records that `blobs` exist, with no location: for tables that only
-    /// answer `contains` (verify's set of indexed blobs). Sorted input goes
-    /// in several times faster (the memtable inserts each key next to the
-    /// last), and a private table skips the write-ahead log, since it does
-    /// not outlive the process.
-    pub fn add_blobs(&self, blobs: &[(BlobKind, BlobId)]) -> Result<(), CacheError> {
-        let mut batch = WriteBatch::default();
-        for (kind, id) in blobs {
-            batch.put(blob_key(*kind, id), b"");
-        }
-        let mut options = WriteOptions::default();
-        options.disable_wal(self.is_private());
-        self.db.write_opt(batch, &options)?;
         Ok(())
     }
 
