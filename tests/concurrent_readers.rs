@@ -318,3 +318,34 @@ fn a_sync_lists_again_when_a_prune_deletes_what_it_listed() {
     let changing = restored_file(&target, &fixture.src, "changing");
     assert!(changing == std::fs::read(fixture.src.join("changing")).unwrap());
 }
+
+/// A verify that listed packs only an obsolete marker still names, held
+/// at its first read of a pack while a prune deletes those packs and the
+/// marker, reports no damage: that is the protocol at work. It counts only
+/// the packs left, and the last snapshot, whose blobs are all in those,
+/// checks out (the set of indexed blobs is made again without the deleted
+/// packs).
+#[test]
+fn packs_a_prune_deletes_under_a_verify_are_no_damage() {
+    let fixture = Fixture::new(3);
+    let first = fixture.forget_all_but_last_and_prune(false);
+    assert!(first.packs_repacked > 0, "{first:?}");
+    let markers = std::fs::read_dir(fixture.root.join("obsolete"))
+        .unwrap()
+        .count();
+    assert!(markers > 0, "the first prune retired packs");
+    let gate = Arc::new(Gate::default());
+    let verifier = open(gated(&fixture.root, &gate));
+    std::thread::scope(|scope| {
+        let verifying = scope.spawn(|| checker::verify(&verifier, DataSubset::All));
+        let _opens = OpensOnDrop(&gate);
+        gate.wait_reached();
+        let second = prune_now(&open(local(&fixture.root)), false);
+        assert!(second.packs_deleted > 0, "{second:?}");
+        gate.open();
+        let report = verifying.join().unwrap().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.packs as usize, fixture.packs().len());
+        assert!(report.snapshots == 1 && report.trees > 0, "{report:?}");
+    });
+}

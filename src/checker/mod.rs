@@ -141,9 +141,9 @@ impl Report {
 }
 
 /// What checking and reading the packs found, beyond the report.
-#[derive(Default)]
 struct PackChecks {
-    /// Blobs that could not be read or did not open, by pack.
+    /// Blobs that could not be read or did not open, by pack; every blob
+    /// of a pack with a problem that was not read.
     damaged: HashMap<PackId, Vec<(BlobKind, BlobId)>>,
     /// Packs known only from an obsolete marker, with the marker's name.
     retired: HashMap<PackId, String>,
