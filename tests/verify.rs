@@ -223,3 +223,22 @@ fn index_files_a_prune_superseded_are_ignored_and_every_live_pack_checked() {
     assert_eq!(code, 4, "{v}");
     assert!(v.to_string().contains("missing from the repository"), "{v}");
 }
+
+#[test]
+fn a_missing_temporary_directory_is_named_and_not_taken_for_damage() {
+    let (env, _) = setup();
+    let out = env
+        .cmd()
+        .args(["verify"])
+        .env("TMPDIR", env.path("no-such-dir"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("no-such-dir") && message.contains("verify's temporary file"),
+        "{message}"
+    );
+    assert!(!message.contains("damage"), "{message}");
+    env.ok(&["verify"]);
+}

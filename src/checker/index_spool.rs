@@ -58,7 +58,7 @@ impl IndexSpool {
     }
 
     fn load_once(repo: &Repository) -> Result<IndexSpool> {
-        let file = tempfile::tempfile_in(spool_dir()).map_err(|e| Error::io(spool_dir(), e))?;
+        let file = tempfile::tempfile_in(temp_dir()).map_err(temp_file_error)?;
         let mut spool = IndexSpool {
             file,
             frames: Vec::new(),
@@ -98,9 +98,7 @@ impl IndexSpool {
     fn append(&mut self, source: Source, packs: &[IndexedPack]) -> Result<()> {
         let bytes = encode_frame(packs);
         let offset = self.frames.last().map_or(0, |f| f.offset + f.len as u64);
-        self.file
-            .write_all(&bytes)
-            .map_err(|e| Error::io(spool_dir(), e))?;
+        self.file.write_all(&bytes).map_err(temp_file_error)?;
         self.frames.push(Frame {
             source,
             offset,
@@ -123,21 +121,29 @@ impl IndexSpool {
         let mut bytes = vec![0; frame.len];
         self.file
             .read_exact_at(&mut bytes, frame.offset)
-            .map_err(|e| Error::io(spool_dir(), e))?;
+            .map_err(temp_file_error)?;
         // Only this process wrote these bytes, so they decode unless the
         // disk is failing.
         decode_frame(&bytes).ok_or_else(|| {
-            Error::io(
-                spool_dir(),
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "spooled index damaged"),
-            )
+            temp_file_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "spooled index damaged",
+            ))
         })
     }
 }
 
-/// The temporary file goes where RocksDB's private tables go.
-fn spool_dir() -> PathBuf {
+/// Where verify's temporary files go (unlinked from the start): where
+/// `TMPDIR` says.
+pub(super) fn temp_dir() -> PathBuf {
     std::env::temp_dir()
+}
+
+/// An error with one of verify's temporary files, saying so: a full or
+/// missing temporary directory must not read as damage to the repository.
+pub(super) fn temp_file_error(e: std::io::Error) -> Error {
+    let message = format!("verify's temporary file (set TMPDIR to move it): {e}");
+    Error::io(temp_dir(), std::io::Error::new(e.kind(), message))
 }
 
 /// Bytes of a spooled pack before its entries: id, size, entry count.

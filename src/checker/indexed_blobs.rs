@@ -14,10 +14,10 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
+use super::index_spool::{temp_dir, temp_file_error};
 use crate::blob::BlobKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::BlobId;
 
 /// A blob as the set keeps it: its kind's byte, then its id.
@@ -85,7 +85,7 @@ impl IndexedBlobs {
             Some(f) => f,
             None => self
                 .file
-                .insert(tempfile::tempfile_in(temp_dir()).map_err(io_error)?),
+                .insert(tempfile::tempfile_in(temp_dir()).map_err(temp_file_error)?),
         };
         let start = self
             .runs
@@ -93,9 +93,9 @@ impl IndexedBlobs {
             .map_or(0, |(s, n)| s + (n * KEY_BYTES) as u64);
         let mut out = BufWriter::new(&*file);
         for k in &self.buffer {
-            out.write_all(k).map_err(io_error)?;
+            out.write_all(k).map_err(temp_file_error)?;
         }
-        out.flush().map_err(io_error)?;
+        out.flush().map_err(temp_file_error)?;
         self.runs.push((start, self.buffer.len()));
         self.buffer.clear();
         Ok(())
@@ -120,7 +120,7 @@ impl IndexedBlobs {
     /// Merges the runs into one sorted file after them.
     fn merge_runs(&self) -> Result<MergedFile> {
         let Some(file) = &self.file else {
-            return Err(io_error(std::io::ErrorKind::NotFound.into()));
+            return Err(temp_file_error(std::io::ErrorKind::NotFound.into()));
         };
         let start = self
             .runs
@@ -154,12 +154,12 @@ impl IndexedBlobs {
             }
             // `BufWriter` over `&File` writes at the file's cursor, which
             // the runs left at `start`.
-            out.write_all(&k).map_err(io_error)?;
+            out.write_all(&k).map_err(temp_file_error)?;
             out_at += KEY_BYTES as u64;
             len += 1;
             last = Some(k);
         }
-        out.flush().map_err(io_error)?;
+        out.flush().map_err(temp_file_error)?;
         debug_assert_eq!(out_at, start + (len * KEY_BYTES) as u64);
         Ok(MergedFile { start, len, fences })
     }
@@ -179,7 +179,7 @@ impl IndexedBlobs {
         let count = BLOCK_KEYS.min(merged.len - first);
         let mut bytes = vec![0; count * KEY_BYTES];
         file.read_exact_at(&mut bytes, merged.start + (first * KEY_BYTES) as u64)
-            .map_err(io_error)?;
+            .map_err(temp_file_error)?;
         let keys = bytes.chunks_exact(KEY_BYTES);
         Ok(keys.map(|c| c.cmp(&k[..])).any(|o| o.is_eq()))
     }
@@ -211,7 +211,7 @@ impl RunReader {
             let n = self.left.min(MERGE_READ_KEYS);
             self.buffered.resize(n * KEY_BYTES, 0);
             file.read_exact_at(&mut self.buffered, self.at)
-                .map_err(io_error)?;
+                .map_err(temp_file_error)?;
             self.at += (n * KEY_BYTES) as u64;
             self.left -= n;
             self.used = 0;
@@ -221,15 +221,6 @@ impl RunReader {
         self.used += KEY_BYTES;
         Ok(Some(k))
     }
-}
-
-/// Where the temporary file goes (it is unlinked from the start).
-fn temp_dir() -> PathBuf {
-    std::env::temp_dir()
-}
-
-fn io_error(e: std::io::Error) -> Error {
-    Error::io(temp_dir(), e)
 }
 
 #[cfg(test)]
