@@ -35,7 +35,7 @@ use crate::index::IndexedPack;
 use crate::pack::PackEntry;
 use crate::repository::index_writer::{IndexWriter, PackBatch};
 use crate::repository::marker::ObsoleteMarker;
-use crate::repository::staging::StagedPack;
+use crate::repository::staging::{self, StagedPack};
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 
@@ -376,20 +376,15 @@ impl<'r> Repacker<'r> {
     }
 
     fn add(&mut self, e: &PackEntry, stored: &[u8], index: &mut IndexWriter) -> Result<()> {
-        let slot = usize::from(e.kind == BlobKind::Tree);
-        let pack = match &mut self.packs[slot] {
-            Some(pack) => pack,
-            empty => empty.insert(
-                StagedPack::create(&self.staging_dir)
-                    .map_err(|err| Error::io(&self.staging_dir, err))?,
-            ),
-        };
-        pack.add(e.kind, e.id, e.plain_length, stored)
-            .map_err(|err| Error::io(pack.path(), err))?;
-        if pack.size_bytes() >= self.target {
-            if let Some(full) = self.packs[slot].take() {
-                index.add(self.store(full)?)?;
-            }
+        let full = staging::append_to_open_pack(
+            &mut self.packs[staging::pack_slot(e.kind)],
+            &self.staging_dir,
+            self.target,
+            (e.kind, e.id, e.plain_length),
+            stored,
+        )?;
+        if let Some(full) = full {
+            index.add(self.store(full)?)?;
         }
         Ok(())
     }

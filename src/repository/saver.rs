@@ -188,13 +188,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn packer_slot(kind: BlobKind) -> usize {
-    match kind {
-        BlobKind::Data => 0,
-        BlobKind::Tree => 1,
-    }
-}
-
 impl Shared {
     fn fail(&self, e: Error) {
         let mut slot = lock(&self.error);
@@ -287,20 +280,14 @@ impl Shared {
         plain_length: u32,
         sealed: &[u8],
     ) -> Result<Option<StagedPack>> {
-        let mut slot = lock(&self.packers[packer_slot(kind)]);
-        let pack = match &mut *slot {
-            Some(pack) => pack,
-            None => slot.insert(
-                StagedPack::create(&self.staging_dir)
-                    .map_err(|e| Error::io(&self.staging_dir, e))?,
-            ),
-        };
-        pack.add(kind, id, plain_length, sealed)
-            .map_err(|e| Error::io(pack.path(), e))?;
-        Ok(match pack.size_bytes() >= self.pack_target_bytes {
-            true => slot.take(),
-            false => None,
-        })
+        let mut slot = lock(&self.packers[staging::pack_slot(kind)]);
+        staging::append_to_open_pack(
+            &mut slot,
+            &self.staging_dir,
+            self.pack_target_bytes,
+            (kind, id, plain_length),
+            sealed,
+        )
     }
 
     fn recycle(&self, mut buffer: Vec<u8>) {

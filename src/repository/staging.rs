@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::pack::{PackEntry, PackLayout};
 
@@ -24,6 +25,37 @@ const STAGING_PREFIX: &str = ".tmp-pack-";
 /// killed runs left behind.
 pub fn remove_stale(dir: &Path, age: std::time::Duration) {
     crate::backend::local::remove_stale_files(dir, STAGING_PREFIX, age);
+}
+
+/// Which of a writer's two open packs a blob of `kind` goes to: data blobs
+/// and trees are packed apart.
+pub fn pack_slot(kind: BlobKind) -> usize {
+    match kind {
+        BlobKind::Data => 0,
+        BlobKind::Tree => 1,
+    }
+}
+
+/// Adds a sealed blob to the pack open in `slot`, staging a new one in
+/// `dir` when there is none; takes the pack out of the slot once it holds
+/// `target` bytes of blobs, for the caller to store.
+pub fn append_to_open_pack(
+    slot: &mut Option<StagedPack>,
+    dir: &Path,
+    target: u64,
+    (kind, id, plain_length): (BlobKind, BlobId, u32),
+    sealed: &[u8],
+) -> Result<Option<StagedPack>> {
+    let pack = match slot {
+        Some(pack) => pack,
+        None => slot.insert(StagedPack::create(dir).map_err(|e| Error::io(dir, e))?),
+    };
+    pack.add(kind, id, plain_length, sealed)
+        .map_err(|e| Error::io(pack.path(), e))?;
+    Ok(match pack.size_bytes() >= target {
+        true => slot.take(),
+        false => None,
+    })
 }
 
 /// A staging file, removed on drop unless the backend took it.
