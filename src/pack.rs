@@ -272,6 +272,9 @@ pub fn window_range<T>(window: &[T], span: impl Fn(&T) -> (u64, u32)) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob;
+    use crate::compress::Compression;
+    use crate::id::content_hash;
 
     #[test]
     fn read_windows_bound_each_read() {
@@ -297,9 +300,6 @@ mod tests {
         assert_eq!(window_range(&items, |&span| span), Some((100, 50)));
         assert_eq!(window_range(&[], |&span: &(u64, u32)| span), None);
     }
-    use crate::blob;
-    use crate::compress::Compression;
-    use crate::id::content_hash;
 
     fn sample_pack(key: &MasterKey) -> (FinishedPack, Vec<Vec<u8>>) {
         let mut writer = PackWriter::new();

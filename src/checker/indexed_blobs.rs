@@ -138,7 +138,6 @@ impl IndexedBlobs {
             }
         }
         let mut out = BufWriter::new(file);
-        let mut out_at = start;
         let mut fences = Vec::new();
         let mut len = 0;
         let mut last: Option<Key> = None;
@@ -155,12 +154,10 @@ impl IndexedBlobs {
             // `BufWriter` over `&File` writes at the file's cursor, which
             // the runs left at `start`.
             out.write_all(&k).map_err(temp_file_error)?;
-            out_at += KEY_BYTES as u64;
             len += 1;
             last = Some(k);
         }
         out.flush().map_err(temp_file_error)?;
-        debug_assert_eq!(out_at, start + (len * KEY_BYTES) as u64);
         Ok(MergedFile { start, len, fences })
     }
 
@@ -177,11 +174,12 @@ impl IndexedBlobs {
         };
         let first = block * BLOCK_KEYS;
         let count = BLOCK_KEYS.min(merged.len - first);
-        let mut bytes = vec![0; count * KEY_BYTES];
-        file.read_exact_at(&mut bytes, merged.start + (first * KEY_BYTES) as u64)
+        // On the stack: the walk looks up every referenced blob.
+        let mut buffer = [0; BLOCK_KEYS * KEY_BYTES];
+        let bytes = &mut buffer[..count * KEY_BYTES];
+        file.read_exact_at(bytes, merged.start + (first * KEY_BYTES) as u64)
             .map_err(temp_file_error)?;
-        let keys = bytes.chunks_exact(KEY_BYTES);
-        Ok(keys.map(|c| c.cmp(&k[..])).any(|o| o.is_eq()))
+        Ok(bytes.chunks_exact(KEY_BYTES).any(|c| c == k))
     }
 }
 
