@@ -195,7 +195,7 @@ mod tests {
         let ahead = ReadAhead::new();
         ahead.plan(plan);
         let settled = |ahead: &ReadAhead| {
-            for _ in 0..500 {
+            for _ in 0..15_000 {
                 let state = lock(&ahead.shared);
                 if state.window_bytes >= WINDOW_BYTES || state.queue.is_empty() {
                     return (state.window.len(), state.queue.len());

@@ -260,7 +260,7 @@ mod tests {
         };
         lock(&prefetch.shared).to_load = vec![(next, vec![1]), (deleted, vec![0])];
         let wait_until = |ready: &dyn Fn(&State) -> bool| {
-            for _ in 0..500 {
+            for _ in 0..3_000 {
                 if ready(&lock(&prefetch.shared)) {
                     return true;
                 }

@@ -707,26 +707,41 @@ mod tests {
         let budget = Arc::new(SealQueueBudget::new(10, 1));
         budget.take(6);
         let order = Arc::new(Mutex::new(Vec::new()));
-        let spawn_taker = |name: &'static str, bytes: usize| {
-            let (budget, order) = (Arc::clone(&budget), Arc::clone(&order));
+        let waiting = |budget: &SealQueueBudget| lock(&budget.state).waiting;
+        // Returns once the taker waits, so tickets go out in spawn order
+        // however slowly threads start on a loaded machine.
+        let spawn_waiting_taker = |name: &'static str, bytes: usize| {
+            let (shared, order) = (Arc::clone(&budget), Arc::clone(&order));
+            let before = waiting(&budget);
             let thread = std::thread::spawn(move || {
-                budget.take(bytes);
+                shared.take(bytes);
                 order.lock().unwrap().push(name);
             });
-            std::thread::sleep(Duration::from_millis(50));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while waiting(&budget) == before {
+                assert!(std::time::Instant::now() < deadline, "{name} never waited");
+                std::thread::sleep(Duration::from_millis(1));
+            }
             thread
         };
-        let large = spawn_taker("large", 8);
-        let small = spawn_taker("small", 1);
-        assert!(order.lock().unwrap().is_empty(), "the small blob overtook");
-        budget.give_back(6);
+        let large = spawn_waiting_taker("large", 8);
+        // With 4 bytes free the small blob fits, yet waits its turn.
+        let small = spawn_waiting_taker("small", 1);
+        // Room for the large blob alone: had the small one gone first, the
+        // large one would not fit.
+        budget.give_back(4);
         large.join().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(*order.lock().unwrap(), ["large", "small"]);
+        assert_eq!(
+            waiting(&budget),
+            1,
+            "the small blob found room in a full queue"
+        );
+        assert_eq!(*order.lock().unwrap(), ["large"]);
+        budget.give_back(1);
         small.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["large", "small"]);
 
-        let stuck = spawn_taker("stuck", 8);
-        assert_eq!(order.lock().unwrap().len(), 2, "there was room");
+        let stuck = spawn_waiting_taker("stuck", 8);
         drop(LiveWorker(&budget));
         stuck.join().unwrap();
         assert_eq!(order.lock().unwrap().len(), 3);
