@@ -57,6 +57,10 @@ struct Cutter {
     mask_l: u64,
     gear: Box<[u64; 256]>,
     gear_ls: Box<[u64; 256]>,
+    /// The first chunk's length in `max` zero bytes. FastCDC looks at no
+    /// more than `max` bytes, so this is its cut wherever the next `max`
+    /// bytes are zero.
+    zero_cut: usize,
 }
 
 impl Cutter {
@@ -64,7 +68,7 @@ impl Cutter {
         let bits = logarithm2(params.avg_bytes);
         let normalization = Normalization::Level1.bits();
         let (gear, gear_ls) = get_gear_with_seed(seed);
-        Cutter {
+        let mut cutter = Cutter {
             min: params.min_bytes as usize,
             avg: params.avg_bytes as usize,
             max: params.max_bytes as usize,
@@ -72,7 +76,10 @@ impl Cutter {
             mask_l: MASKS[(bits - normalization) as usize],
             gear,
             gear_ls,
-        }
+            zero_cut: 0,
+        };
+        cutter.zero_cut = cutter.cut(&vec![0; cutter.max]);
+        cutter
     }
 
     /// Length of the first chunk of `data`.
@@ -184,6 +191,19 @@ impl StreamChunker {
             if available.is_empty() {
                 return Ok(None);
             }
+            // Long runs of zeros (disk images, preallocated files) are not
+            // cut, least of all twice (a chunk past the first look is cut
+            // again from its start): their cut is known.
+            let max = self.cutter.max;
+            if available[0] == 0 && is_all_zero(&available[..available.len().min(max)]) {
+                if available.len() >= max {
+                    return Ok(Some(self.take(self.cutter.zero_cut)));
+                }
+                if !self.eof {
+                    want = max;
+                    continue;
+                }
+            }
             let len = self.cutter.cut(available);
             let certain = self.eof || available.len() >= self.cutter.max || len < available.len();
             if certain {
@@ -264,6 +284,17 @@ impl StreamChunker {
         }
         Ok(())
     }
+}
+
+/// Whether `bytes` are all zero: a check per block of 256 bytes, which the
+/// compiler vectorizes (`iter().all` stops at every byte and stays scalar).
+pub fn is_all_zero(bytes: &[u8]) -> bool {
+    let blocks = bytes.chunks_exact(256);
+    let tail = blocks.remainder();
+    blocks
+        .into_iter()
+        .all(|block| block.iter().fold(0, |acc, &byte| acc | byte) == 0)
+        && tail.iter().all(|&byte| byte == 0)
 }
 
 /// Splits a reader into owned chunks (for tests and tools; the archiver
@@ -375,31 +406,62 @@ mod tests {
                 Ok(n)
             }
         }
+        // Zero runs (whose cut is not worked out but known): at the start,
+        // longer than the longest chunk, exactly as long, shorter, and at
+        // the end.
         let mut data = pseudo_random(3 << 20, 4);
-        data[1 << 20..(1 << 20) + 300_000].fill(0);
-        for params in [
-            small(),
-            ChunkerParams {
-                min_bytes: 64,
-                avg_bytes: 256,
-                max_bytes: 1024,
-            },
+        for (at, len) in [
+            (0, 5000),
+            (1 << 20, 300_000),
+            (2 << 20, 65536),
+            (2_500_000, 1000),
         ] {
+            data[at..at + len].fill(0);
+        }
+        data.extend_from_slice(&[0; 70_000]);
+        let small_zero_cut = |seed| Cutter::new(small(), seed).zero_cut;
+        // A seed whose cut in zeros falls short of the longest chunk, and
+        // one whose does not, so that both kinds of known cut are checked.
+        let seeds = [
+            (0..).find(|&seed| small_zero_cut(seed) < 65536).unwrap(),
+            (0..).find(|&seed| small_zero_cut(seed) == 65536).unwrap(),
+        ];
+        let tiny = ChunkerParams {
+            min_bytes: 64,
+            avg_bytes: 256,
+            max_bytes: 1024,
+        };
+        for (params, seed) in [(small(), seeds[0]), (small(), seeds[1]), (tiny, 99)] {
             let theirs: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::with_level_and_seed(
                 &data[..],
                 params.min_bytes,
                 params.avg_bytes,
                 params.max_bytes,
                 Normalization::Level1,
-                99,
+                seed,
             )
             .map(|c| c.unwrap().data)
             .collect();
-            let ours: Vec<Vec<u8>> = Chunker::new(Trickle(&data, 0), params, 99)
+            let ours: Vec<Vec<u8>> = Chunker::new(Trickle(&data, 0), params, seed)
                 .collect::<Result<_, _>>()
                 .unwrap();
-            assert_eq!(ours.len(), theirs.len());
-            assert!(ours == theirs);
+            assert_eq!(ours.len(), theirs.len(), "seed {seed}");
+            assert!(ours == theirs, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn zero_bytes_are_told_apart() {
+        for len in [0, 1, 255, 256, 257, 4096, 70_001] {
+            assert!(is_all_zero(&vec![0; len]));
+            for at in [0, len / 2, len.saturating_sub(1)]
+                .into_iter()
+                .filter(|&at| at < len)
+            {
+                let mut bytes = vec![0; len];
+                bytes[at] = 1;
+                assert!(!is_all_zero(&bytes), "{len} bytes, 1 at {at}");
+            }
         }
     }
 

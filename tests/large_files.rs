@@ -68,6 +68,10 @@ fn scouted_large_files_get_the_chunks_of_one_pass() {
         let at = seam * SEGMENT_BYTES as usize;
         data[at - 3_000_000..at + 1_000_000].fill(0);
     }
+    // A run of zeros to the end: chunks of one length whose cut and id are
+    // known, then a shorter all-zero chunk at the end.
+    let max = repo.config().chunker.max_bytes as usize;
+    data.resize(data.len() + 2 * max + 1_234_567, 0);
     let large = source.join("large.img");
     std::fs::write(&large, &data).unwrap();
 
@@ -85,6 +89,16 @@ fn scouted_large_files_get_the_chunks_of_one_pass() {
             })
             .collect();
     assert!(one_pass.len() > 40, "{} chunks", one_pass.len());
+    let zero_lengths: std::collections::BTreeSet<u32> = one_pass
+        .iter()
+        .rev()
+        .take_while(|chunk| chunk.0 == repo.key().blob_id(&vec![0; chunk.1 as usize]))
+        .map(|chunk| chunk.1)
+        .collect();
+    assert!(
+        zero_lengths.len() >= 2,
+        "zero chunks of two lengths: {zero_lengths:?}"
+    );
     assert!(alone == one_pass, "without scouts");
     assert!(scouted == one_pass, "with scouts");
 }

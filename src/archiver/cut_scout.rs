@@ -12,6 +12,14 @@
 //! depends on that); a segment whose scouted starts the chunker never
 //! meets, such as one inside a long run of zeros, only costs the scout's
 //! time.
+//!
+//! Scouts run at the kernel's idle priority (`SCHED_IDLE`): they only use
+//! a core that the saver's workers, the chunker and the readers leave
+//! idle, which is why they pay even on two cores (at the end of a large
+//! file, say, whose chunks are all known, the workers wait for the chunker).
+//! So that a scout the scheduler starves never holds the chunker up, the
+//! chunker does not wait for a segment a scout is still at: it takes the
+//! segment over and the scout's work there is dropped.
 
 use std::fs::File;
 use std::io::Read;
@@ -90,7 +98,10 @@ impl CutScouts {
             let chunker = chunker.sibling();
             let _ = std::thread::Builder::new()
                 .name("cairn-scout".into())
-                .spawn_scoped(scope, move || scout(&board, chunker));
+                .spawn_scoped(scope, move || {
+                    run_at_idle_priority();
+                    scout(&board, chunker)
+                });
         }
         CutScouts { board }
     }
@@ -153,28 +164,22 @@ impl ScoutedFile<'_> {
     }
 
     /// What is known of the segment the chunker is in, telling the scouts
-    /// when it moved on. An open segment is the chunker's from then on; one
-    /// a scout is at is waited for, since the scout started on it earlier.
+    /// when it moved on. An open segment, or one a scout is still at, is
+    /// the chunker's from then on: waiting for a scout could mean waiting
+    /// for a thread the scheduler runs only on an idle core.
     fn enter(&self, segment: u64) -> Segment {
         let board = self.board;
         let mut state = lock(board);
         if board.chunker_segment.swap(segment, Ordering::Relaxed) != segment {
             board.changed.notify_all();
         }
-        loop {
-            let Some(slot) = state.segments.get_mut(segment as usize) else {
-                return Segment::Unscouted;
-            };
-            match slot {
-                Segment::Open => *slot = Segment::Unscouted,
-                Segment::Scouting => {
-                    state = board.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-                    continue;
-                }
-                Segment::Unscouted | Segment::Scouted(_) => {}
-            }
-            return slot.clone();
+        let Some(slot) = state.segments.get_mut(segment as usize) else {
+            return Segment::Unscouted;
+        };
+        if matches!(slot, Segment::Open | Segment::Scouting) {
+            *slot = Segment::Unscouted;
         }
+        slot.clone()
     }
 }
 
@@ -217,7 +222,7 @@ fn scout(board: &Board, mut chunker: StreamChunker) {
 }
 
 /// A segment a scout is at. It is settled when this drops, also should the
-/// scout panic: the chunker may be waiting for it.
+/// scout panic, unless the chunker took it over meanwhile.
 struct Claimed<'a> {
     board: &'a Board,
     work: Assignment,
@@ -229,7 +234,8 @@ impl Drop for Claimed<'_> {
         let board = self.board;
         let mut state = lock(board);
         if board.generation.load(Ordering::Relaxed) == self.work.generation {
-            if let Some(slot) = state.segments.get_mut(self.work.segment as usize) {
+            let slot = state.segments.get_mut(self.work.segment as usize);
+            if let Some(slot) = slot.filter(|slot| matches!(slot, Segment::Scouting)) {
                 *slot = self
                     .starts
                     .take()
@@ -275,7 +281,7 @@ fn scout_segment(
     };
     let stale = || {
         board.generation.load(Ordering::Relaxed) != work.generation
-            || board.chunker_segment.load(Ordering::Relaxed) > work.segment
+            || board.chunker_segment.load(Ordering::Relaxed) >= work.segment
     };
     chunker.reset();
     let lengths = chunker
@@ -294,6 +300,18 @@ fn scout_segment(
         })
         .collect();
     Some(starts)
+}
+
+/// Moves the calling thread to `SCHED_IDLE`. Where that fails (or on
+/// another kernel) it stays at normal priority, which is only slower.
+fn run_at_idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes only the calling thread's (pid 0) policy; `param`
+        // outlives the call.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
 }
 
 /// Reads `file` from `offset` up to `end` without moving its file position,
@@ -394,6 +412,46 @@ mod tests {
             "{from_scouts} of {} lengths came from scouts",
             expected.len()
         );
+    }
+
+    /// The chunker takes over a segment a scout is still at instead of
+    /// waiting for it (a scout at idle priority may not run for a long
+    /// while), the scout sees its work is stale, and its late result does
+    /// not replace the chunker's claim.
+    #[test]
+    fn the_chunker_takes_over_a_segment_a_scout_is_still_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("large");
+        std::fs::write(&path, b"").unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let chunker = StreamChunker::new(params(), 3);
+        std::thread::scope(|scope| {
+            let scouts = CutScouts::spawn(scope, &chunker, 0);
+            let board = &scouts.board;
+            let mut scouted = scouts.start(file, 5 * SEGMENT_BYTES);
+            let work = claim(board, &mut lock(board)).unwrap();
+            assert_eq!(work.segment, 2);
+            std::thread::scope(|inner| {
+                let (done_tx, done_rx) = std::sync::mpsc::channel();
+                let chunker = inner.spawn(move || {
+                    let _ = done_tx.send(scouted.known(2 * SEGMENT_BYTES));
+                    scouted
+                });
+                let known = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+                let stale = board.chunker_segment.load(Ordering::Relaxed) >= work.segment;
+                // Settling the segment also wakes a chunker that waits.
+                drop(Claimed {
+                    board,
+                    work,
+                    starts: Some(Arc::from([(2 * SEGMENT_BYTES, 1000)])),
+                });
+                assert_eq!(known, Ok(None), "the chunker waited for the scout");
+                assert!(stale, "the scout was not told to stop");
+                let scouted = chunker.join().unwrap();
+                assert!(matches!(lock(board).segments[2], Segment::Unscouted));
+                drop(scouted);
+            });
+        });
     }
 
     /// A file that shrinks after it was scouted is cut from what is there.
