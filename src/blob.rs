@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compress::{self, Compression};
-use crate::crypto::{CryptoError, MasterKey};
+use crate::crypto::{self, CryptoError, MasterKey};
 use crate::id::BlobId;
 
 /// What a blob holds.
@@ -91,11 +91,12 @@ pub fn seal(
     buffers.sealed
 }
 
-/// Buffers that one thread reuses from blob to blob, so sealing allocates
-/// nothing once they have grown to the largest blob.
+/// The buffer one thread reuses from blob to blob, so sealing allocates
+/// nothing once it has grown to the largest blob. The blob is compressed
+/// straight into it, after room for the nonce and the flag, and encrypted
+/// there.
 #[derive(Default)]
 pub struct SealBuffers {
-    compressed: Vec<u8>,
     sealed: Vec<u8>,
 }
 
@@ -108,14 +109,20 @@ pub fn seal_into<'a>(
     compression: Compression,
     buffers: &'a mut SealBuffers,
 ) -> &'a [u8] {
-    let (flag, payload) =
-        match compress::compress_into(plaintext, compression, &mut buffers.compressed) {
-            true => (FLAG_ZSTD, &buffers.compressed[..]),
-            false => (FLAG_RAW, plaintext),
-        };
-    let aad = associated_data(kind, id);
-    key.seal_into(&[flag], payload, &aad, &mut buffers.sealed);
-    &buffers.sealed
+    let sealed = &mut buffers.sealed;
+    let flag_at = crypto::NONCE_BYTES;
+    sealed.clear();
+    sealed.reserve(flag_at + 1 + plaintext.len() + crypto::TAG_BYTES);
+    sealed.resize(flag_at + 1, 0);
+    sealed[flag_at] = match compress::compress_append(plaintext, compression, sealed) {
+        true => FLAG_ZSTD,
+        false => {
+            sealed.extend_from_slice(plaintext);
+            FLAG_RAW
+        }
+    };
+    key.seal_in_place(sealed, &associated_data(kind, id));
+    sealed
 }
 
 /// Opens a stored blob, decompresses it and checks it against its id.
@@ -223,6 +230,44 @@ mod tests {
             let stored = seal(&key, BlobKind::Data, &id, &data, Compression::Auto);
             assert_eq!(
                 open(&key, BlobKind::Data, &id, &stored, data.len()).unwrap(),
+                data
+            );
+        }
+    }
+
+    /// One thread's buffer, reused for blobs that compress and blobs that
+    /// do not, of every size: each seals alone.
+    #[test]
+    fn reused_buffers_seal_each_blob_alone() {
+        let key = MasterKey::from_bytes([3; 32]);
+        let mut random = vec![0u8; 200_000];
+        blake3::Hasher::new().finalize_xof().fill(&mut random);
+        let text = b"the same line again\n".repeat(50_000);
+        let mut buffers = SealBuffers::default();
+        for (data, raw) in [
+            (&text[..], false),
+            (&random[..], true),
+            (b"x", true),
+            (&text[..100], false),
+        ] {
+            let id = key.blob_id(data);
+            let stored = seal_into(
+                &key,
+                BlobKind::Data,
+                &id,
+                data,
+                Compression::Auto,
+                &mut buffers,
+            );
+            let raw_len = data.len() + 1 + crypto::SEAL_OVERHEAD;
+            assert_eq!(
+                stored.len() == raw_len,
+                raw,
+                "{} bytes stored",
+                stored.len()
+            );
+            assert_eq!(
+                open(&key, BlobKind::Data, &id, stored, data.len()).unwrap(),
                 data
             );
         }

@@ -53,23 +53,28 @@ const AUTO_LEVEL: i32 = 3;
 /// Compresses `data` if that is worth it; `None` means store it raw.
 pub fn compress(data: &[u8], mode: Compression) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    compress_into(data, mode, &mut out).then_some(out)
+    compress_append(data, mode, &mut out).then_some(out)
 }
 
-/// Like `compress`, into `out` (a buffer reused from blob to blob). `false`
-/// (and `out` unspecified) when the data is better stored raw.
-pub fn compress_into(data: &[u8], mode: Compression, out: &mut Vec<u8>) -> bool {
+/// Like `compress`, appending to what `out` holds (a buffer reused from
+/// blob to blob, with room for a header before the compressed bytes).
+/// `false`, and `out` as it was, when the data is better stored raw.
+pub fn compress_append(data: &[u8], mode: Compression, out: &mut Vec<u8>) -> bool {
     let level = match mode {
         Compression::Off => return false,
         Compression::Auto => AUTO_LEVEL,
         Compression::Level(n) => n,
     };
-    // Room for one byte less than the input: output that does not fit is
-    // output not worth keeping, and zstd stops with an error instead.
-    out.clear();
-    out.reserve_exact(data.len().saturating_sub(1));
-    let written = with_compressor(level, |c| c.compress_to_buffer(data, out));
-    written.is_ok_and(|n| n < data.len())
+    let start = out.len();
+    out.reserve(data.len());
+    let mut tail = std::io::Cursor::new(&mut *out);
+    tail.set_position(start as u64);
+    let written = with_compressor(level, |c| c.compress_to_buffer(data, &mut tail));
+    if written.is_ok_and(|n| n < data.len()) {
+        return true;
+    }
+    out.truncate(start);
+    false
 }
 
 thread_local! {
@@ -168,6 +173,22 @@ mod tests {
         let packed = compress(&data, Compression::Auto).expect("compresses");
         assert!(packed.len() < data.len() - 100_000, "{}", packed.len());
         assert_eq!(decompress(&packed, data.len()).unwrap(), data);
+    }
+
+    /// Compressed bytes go after what the buffer holds; data stored raw
+    /// leaves the buffer as it was.
+    #[test]
+    fn appending_keeps_the_buffers_head() {
+        let mut out = b"head".to_vec();
+        let text = b"again and again ".repeat(1000);
+        assert!(compress_append(&text, Compression::Auto, &mut out));
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(decompress(&out[4..], text.len()).unwrap(), text);
+        let mut random = vec![0u8; 10_000];
+        blake3::Hasher::new().finalize_xof().fill(&mut random);
+        out.truncate(4);
+        assert!(!compress_append(&random, Compression::Auto, &mut out));
+        assert_eq!(out, b"head");
     }
 
     #[test]

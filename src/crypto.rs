@@ -100,18 +100,22 @@ impl MasterKey {
         open_parts(&self.aead, nonce, rest, aad)
     }
 
-    /// Seals `head ‖ body` into `out` (cleared first): the same bytes as
-    /// `seal(&[head, body].concat(), aad)`, without allocating when `out`
-    /// is reused.
-    pub fn seal_into(&self, head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
-        seal_parts_into(&self.aead, head, body, aad, out);
+    /// Seals in place: `buffer` holds `NONCE_BYTES` bytes of room, then
+    /// the plaintext. The nonce goes into the room, the plaintext is
+    /// encrypted where it is and the tag appended: the same bytes as
+    /// `seal(&buffer[NONCE_BYTES..], aad)`, with no copy (a blob is
+    /// compressed straight into its place in the buffer).
+    pub fn seal_in_place(&self, buffer: &mut Vec<u8>, aad: &[u8]) {
+        seal_in_place_with(&self.aead, buffer, aad);
     }
 }
 
 /// Seals under an arbitrary 32-byte key (the password-derived one for key files).
 pub fn seal_with(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    seal_parts_into(key, &[], plaintext, aad, &mut out);
+    let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+    out.resize(NONCE_BYTES, 0);
+    out.extend_from_slice(plaintext);
+    seal_in_place_with(key, &mut out, aad);
     out
 }
 
@@ -128,24 +132,25 @@ fn cipher(key: &[u8; 32]) -> LessSafeKey {
     }
 }
 
-/// The one sealing routine: `nonce ‖ ciphertext of (head ‖ body) ‖ tag`
-/// into `out`, encrypted in place.
-fn seal_parts_into(key: &[u8; 32], head: &[u8], body: &[u8], aad: &[u8], out: &mut Vec<u8>) {
+/// The one sealing routine: `buffer` is `NONCE_BYTES` of room and the
+/// plaintext; it becomes `nonce ‖ ciphertext ‖ tag`.
+fn seal_in_place_with(key: &[u8; 32], buffer: &mut Vec<u8>, aad: &[u8]) {
     let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
-    out.clear();
-    out.reserve_exact(head.len() + body.len() + SEAL_OVERHEAD);
-    out.extend_from_slice(&nonce_bytes);
-    out.extend_from_slice(head);
-    out.extend_from_slice(body);
+    if buffer.len() < NONCE_BYTES {
+        // Callers always leave the room; should one not, an empty plaintext
+        // is what it meant.
+        buffer.resize(NONCE_BYTES, 0);
+    }
+    buffer[..NONCE_BYTES].copy_from_slice(&nonce_bytes);
     let tag = cipher(key).seal_in_place_separate_tag(
         Nonce::assume_unique_for_key(nonce_bytes),
         Aad::from(aad),
-        &mut out[NONCE_BYTES..],
+        &mut buffer[NONCE_BYTES..],
     );
     // Encryption of an in-memory buffer with a valid key fails only for
     // inputs beyond GCM-SIV's 2^36-byte limit, far above any blob or pack.
     match tag {
-        Ok(tag) => out.extend_from_slice(tag.as_ref()),
+        Ok(tag) => buffer.extend_from_slice(tag.as_ref()),
         Err(_) => unreachable!("AES-GCM-SIV encryption of a buffer cannot fail"),
     }
 }
