@@ -19,7 +19,10 @@
 //! file, say, whose chunks are all known, the workers wait for the chunker).
 //! So that a scout the scheduler starves never holds the chunker up, the
 //! chunker does not wait for a segment a scout is still at: it takes the
-//! segment over and the scout's work there is dropped.
+//! segment over and the scout's work there is dropped. The board's lock is
+//! held only for bookkeeping; should the scheduler stop a scout while it
+//! holds it, the chunker waits at most until the workers have emptied
+//! their queue and a core falls idle.
 
 use std::fs::File;
 use std::io::Read;

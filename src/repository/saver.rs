@@ -10,8 +10,8 @@
 //! workers. Every few packs, and at `finish`, an index file naming the
 //! uploaded packs is written; a pack is never named by an index file before
 //! it is stored. Channels are bounded (the seal queue by its buffers' bytes,
-//! `SealQueueBudget`) and buffers are recycled, so memory stays flat however
-//! much data flows through.
+//! in two lanes, `SealQueue`) and buffers are recycled, so memory stays flat
+//! however much data flows through.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -164,7 +164,7 @@ struct Shared {
     spare_buffer_limit: usize,
     error: Mutex<Option<Error>>,
     stats: Mutex<SaveStats>,
-    seal_queue: SealQueueBudget,
+    seal_queue: SealQueue,
 }
 
 /// A staging file untouched for this long was left by a killed run.
@@ -442,6 +442,40 @@ impl SealQueueBudget {
     }
 }
 
+/// The seal workers' queue, in two lanes with a budget each: blobs shorter
+/// than the shortest chunk (whole small files, the walk's) and chunks of
+/// large files (the file chunker's). With one lane the walk got a turn per
+/// chunk while a large file was being cut, so its reads, which wait on the
+/// disk, did not overlap the workers' compressing. The workers take jobs
+/// in the order they were queued, whatever their lane.
+struct SealQueue {
+    small: SealQueueBudget,
+    large: SealQueueBudget,
+    small_below: usize,
+}
+
+impl SealQueue {
+    fn new(limit: usize, workers: usize, small_below: usize) -> SealQueue {
+        SealQueue {
+            small: SealQueueBudget::new(limit, workers),
+            large: SealQueueBudget::new(limit, workers),
+            small_below,
+        }
+    }
+
+    /// A job's lane, and the bytes it counts there. A small blob counts its
+    /// length: its buffer may be a spare grown by an earlier chunk, and the
+    /// spares are bounded on their own (`SPARE_BUFFERS`).
+    fn lane(&self, job: &Job) -> (&SealQueueBudget, usize) {
+        let data = job.data();
+        if data.len() < self.small_below {
+            (&self.small, data.len())
+        } else {
+            (&self.large, data.capacity())
+        }
+    }
+}
+
 /// Held by a seal worker while it takes jobs, also should it panic.
 struct LiveWorker<'a>(&'a SealQueueBudget);
 
@@ -453,10 +487,9 @@ impl Drop for LiveWorker<'_> {
 }
 
 impl Job {
-    /// What the job's buffer holds in memory.
-    fn buffer_bytes(&self) -> usize {
+    fn data(&self) -> &Vec<u8> {
         match self {
-            Job::Seal { data, .. } | Job::HashAndSeal { data, .. } => data.capacity(),
+            Job::Seal { data, .. } | Job::HashAndSeal { data, .. } => data,
         }
     }
 }
@@ -518,9 +551,10 @@ impl BlobSaver {
             spare_buffer_limit: 2 * repo.config().chunker.avg_bytes as usize,
             error: Mutex::new(None),
             stats: Mutex::new(SaveStats::default()),
-            seal_queue: SealQueueBudget::new(
+            seal_queue: SealQueue::new(
                 repo.config().chunker.avg_bytes as usize,
                 seal_threads,
+                repo.config().chunker.min_bytes as usize,
             ),
         });
         let seal_workers = (0..seal_threads)
@@ -528,9 +562,11 @@ impl BlobSaver {
                 let jobs = seal_rx.clone();
                 let shared = Arc::clone(&shared);
                 std::thread::spawn(move || {
-                    let _live = LiveWorker(&shared.seal_queue);
+                    let queue = &shared.seal_queue;
+                    let _live = [LiveWorker(&queue.small), LiveWorker(&queue.large)];
                     for job in jobs {
-                        shared.seal_queue.give_back(job.buffer_bytes());
+                        let (lane, bytes) = queue.lane(&job);
+                        lane.give_back(bytes);
                         shared.work(job);
                     }
                 })
@@ -635,10 +671,10 @@ impl BlobSaver {
             .seal_tx
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("saver already finished".into()))?;
-        let bytes = job.buffer_bytes();
-        self.shared.seal_queue.take(bytes);
+        let (lane, bytes) = self.shared.seal_queue.lane(&job);
+        lane.take(bytes);
         tx.send(job).map_err(|_| {
-            self.shared.seal_queue.give_back(bytes);
+            lane.give_back(bytes);
             Error::InvalidArgument("seal workers stopped".into())
         })
     }
@@ -745,6 +781,36 @@ mod tests {
         drop(LiveWorker(&budget));
         stuck.join().unwrap();
         assert_eq!(order.lock().unwrap().len(), 3);
+    }
+
+    /// A small blob queues beside a full lane of chunks, and each lane
+    /// gives its room back to itself.
+    #[test]
+    fn small_blobs_queue_beside_a_full_lane_of_chunks() {
+        let queue = SealQueue::new(100, 1, 10);
+        let chunk = Job::HashAndSeal {
+            data: vec![1; 100],
+            ids: PendingIds::new(),
+            index: 0,
+        };
+        let mut small_file = Vec::with_capacity(1000);
+        small_file.extend_from_slice(b"tiny");
+        let small_file = Job::HashAndSeal {
+            data: small_file,
+            ids: PendingIds::new(),
+            index: 0,
+        };
+        let (lane, bytes) = queue.lane(&chunk);
+        assert!(std::ptr::eq(lane, &queue.large));
+        assert_eq!(bytes, 100);
+        lane.take(bytes);
+        let (lane, bytes) = queue.lane(&small_file);
+        assert!(std::ptr::eq(lane, &queue.small));
+        assert_eq!(bytes, 4, "counted by its length, not its spare buffer's");
+        // Returns at once: the chunk fills only its own lane.
+        lane.take(bytes);
+        assert_eq!(lock(&queue.small.state).queued_bytes, 4);
+        assert_eq!(lock(&queue.large.state).queued_bytes, 100);
     }
 
     /// A blob leaves `pending` once its pack is indexed in the cache, so
