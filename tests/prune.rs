@@ -116,7 +116,6 @@ fn dry_run_changes_nothing() {
 fn prune_killed_at_any_point_leaves_a_verifying_repository() {
     let (env, s, ids) = setup();
     env.ok(&["forget", &ids[0][..8], &ids[1][..8]]);
-    let started = std::time::Instant::now();
     let probe_env = {
         let (probe, _, probe_ids) = setup();
         probe.ok(&["forget", &probe_ids[0][..8], &probe_ids[1][..8]]);
@@ -124,7 +123,6 @@ fn prune_killed_at_any_point_leaves_a_verifying_repository() {
         probe.ok(&["prune", "--instant", "--max-unused", "0"]);
         t.elapsed()
     };
-    let _ = started;
     for point in 0..12u32 {
         let delay = probe_env.mul_f64(f64::from(point) / 12.0);
         let mut child = env
