@@ -37,7 +37,7 @@ fn id(domain: u8, n: u64) -> [u8; 32] {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        return Err("usage: synthetic_index REPO BLOBS [BLOBS_PER_PACK]".into());
+        return Err("usage: synthetic_index REPO BLOBS [BLOBS_PER_PACK | --real]".into());
     }
     let blobs: u64 = args[2].parse()?;
     let real = args.get(3).is_some_and(|a| a == "--real");

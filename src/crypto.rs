@@ -204,6 +204,18 @@ impl Default for KdfParams {
     }
 }
 
+#[cfg(test)]
+impl KdfParams {
+    /// The cheapest parameters Argon2 takes, for unit tests that make keys.
+    pub(crate) fn cheapest() -> KdfParams {
+        KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}
+
 impl KdfParams {
     /// Rejects parameters a hostile key file could use to exhaust memory or
     /// time before the password is even checked.
@@ -323,11 +335,7 @@ mod tests {
             parallelism: 1,
         };
         assert!(password_key(b"pw", b"saltsaltsalt", huge).is_err());
-        let cheap = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let cheap = KdfParams::cheapest();
         let a = password_key(b"pw", b"saltsaltsaltsalt", cheap).unwrap();
         let b = password_key(b"pw2", b"saltsaltsaltsalt", cheap).unwrap();
         assert_ne!(a, b);

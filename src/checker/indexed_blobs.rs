@@ -81,16 +81,13 @@ impl IndexedBlobs {
     fn write_run(&mut self) -> Result<()> {
         self.buffer.sort_unstable();
         self.buffer.dedup();
+        let start = self.runs_end();
         let file = match &mut self.file {
             Some(f) => f,
             None => self
                 .file
                 .insert(tempfile::tempfile_in(temp_dir()).map_err(temp_file_error)?),
         };
-        let start = self
-            .runs
-            .last()
-            .map_or(0, |(s, n)| s + (n * KEY_BYTES) as u64);
         let mut out = BufWriter::new(&*file);
         for k in &self.buffer {
             out.write_all(k).map_err(temp_file_error)?;
@@ -99,6 +96,14 @@ impl IndexedBlobs {
         self.runs.push((start, self.buffer.len()));
         self.buffer.clear();
         Ok(())
+    }
+
+    /// Where the written runs end in `file`: the next run, or the merged
+    /// set, starts there.
+    fn runs_end(&self) -> u64 {
+        self.runs
+            .last()
+            .map_or(0, |(s, n)| s + (n * KEY_BYTES) as u64)
     }
 
     /// Sorts what is gathered; the set takes no more `add`s after this.
@@ -122,10 +127,7 @@ impl IndexedBlobs {
         let Some(file) = &self.file else {
             return Err(temp_file_error(std::io::ErrorKind::NotFound.into()));
         };
-        let start = self
-            .runs
-            .last()
-            .map_or(0, |(s, n)| s + (n * KEY_BYTES) as u64);
+        let start = self.runs_end();
         let mut readers: Vec<RunReader> = self
             .runs
             .iter()

@@ -60,7 +60,10 @@ impl DataSubset {
             DataSubset::Slice { n, m } => {
                 let mut first = [0; 8];
                 first.copy_from_slice(&id.as_bytes()[..8]);
-                u64::from_be_bytes(first) % u64::from(m) == u64::from(n - 1)
+                // Parsing refuses n = 0 and m = 0; a caller of the library
+                // that builds one anyway gets an empty slice, not a panic.
+                let slice = u64::from_be_bytes(first).checked_rem(u64::from(m));
+                slice.is_some() && slice == u64::from(n).checked_sub(1)
             }
             DataSubset::Fraction(f) => rand::random::<f64>() < f,
         }
@@ -825,6 +828,12 @@ mod tests {
         }
         assert!(ids.iter().all(|id| DataSubset::All.chooses(id)));
         assert!(!ids.iter().any(|id| DataSubset::None.chooses(id)));
+        for bad in [
+            DataSubset::Slice { n: 0, m: 0 },
+            DataSubset::Slice { n: 0, m: 3 },
+        ] {
+            assert!(!ids.iter().any(|id| bad.chooses(id)), "{bad:?}");
+        }
     }
 
     #[test]

@@ -170,18 +170,10 @@ impl KeyFile {
 mod tests {
     use super::*;
 
-    fn cheap() -> KdfParams {
-        KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        }
-    }
-
     #[test]
     fn key_file_unlocks_only_with_its_password() {
         let master = MasterKey::from_bytes([8; 32]);
-        let file = KeyFile::create(&master, b"right", cheap(), "h", "u").unwrap();
+        let file = KeyFile::create(&master, b"right", KdfParams::cheapest(), "h", "u").unwrap();
         let back = KeyFile::decode(&file.encode()).unwrap();
         assert_eq!(back.unlock(b"right").unwrap().master_bytes(), &[8; 32]);
         assert_eq!(

@@ -824,11 +824,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf: KdfParams::cheapest(),
             pack_target_bytes: Some(64 * 1024),
             ..Default::default()
         };
