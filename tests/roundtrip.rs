@@ -300,3 +300,41 @@ fn changed_attributes_and_link_targets_reach_the_next_snapshot() {
         assert_eq!(value.as_deref(), Some(&b"2"[..]));
     }
 }
+
+/// Run from a shell whose soft limit on open files is low, a snapshot of
+/// many small files still reads every one: the binary raises the limit to
+/// the hard one (the read-ahead alone keeps 128 files open).
+#[test]
+fn a_low_soft_limit_on_open_files_is_raised() {
+    use std::os::unix::process::CommandExt;
+    let env = common::TestEnv::new();
+    env.init();
+    let src = env.path("src");
+    for i in 0..400 {
+        common::write(
+            &src.join(format!("d{}/f{i}", i % 4)),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let mut cmd = env.cmd();
+    cmd.args(["snapshot", src.to_str().unwrap()]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing
+    // else of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = 40.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    common::assert_success(&out, &["snapshot (soft limit of 40 open files)"]);
+    let target = env.path("restored");
+    env.restore("latest", &target);
+    common::assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}

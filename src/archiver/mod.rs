@@ -7,10 +7,10 @@
 //! (`file_chunker`) reads and cuts larger files; the saver's workers hash,
 //! dedup, compress and encrypt every chunk. A directory whose files are
 //! still being cut or hashed is stored later (`Unfinished`), so the walk
-//! goes on meanwhile. Two helpers only warm the kernel's caches: the
-//! `prefetch` walk lists directories ahead, and `readahead` asks for the
-//! files about to be read; a third (`tree_prefetch`) loads the parent
-//! snapshot's trees ahead of the walk.
+//! goes on meanwhile. Two helpers work ahead of the walk for the kernel's
+//! caches: the `prefetch` walk lists directories, and `readahead` opens the
+//! files about to be read and asks for their bytes; a third
+//! (`tree_prefetch`) loads the parent snapshot's trees.
 //!
 //! Files whose size, mtime, ctime and inode match the parent snapshot's entry
 //! are not opened: their blob list is reused. A file that changed is read
@@ -789,8 +789,8 @@ impl Archiver<'_> {
             return Ok(FileOutcome::Unchanged);
         }
         let parent_chunks = trusted.map(|o| o.content.clone());
-        let started = self.start_read(path, meta.len(), parent_chunks);
-        self.readahead.done(path);
+        let opened = self.readahead.take(path);
+        let started = self.start_read(path, meta.len(), parent_chunks, opened);
         match started? {
             Ok(pending) => Ok(FileOutcome::Read(ReadFile {
                 path: path.to_path_buf(),
@@ -806,35 +806,40 @@ impl Archiver<'_> {
         }
     }
 
-    /// Opens a file listed with `listed_bytes`. One longer than the
-    /// shortest chunk goes to the file chunker; a shorter one is read here
-    /// and handed to the saver as one blob (unless it grew meanwhile).
-    /// `parent_chunks` are the chunks of the parent snapshot's version.
-    /// Outer error: the repository failed (abort). Inner error: the file
-    /// could not be read (report and skip).
+    /// Opens a file listed with `listed_bytes`, unless the read-ahead
+    /// `opened` it. One longer than the shortest chunk goes to the file
+    /// chunker; a shorter one is read whole and handed to the saver as one
+    /// blob (unless it grew meanwhile). `parent_chunks` are the chunks of
+    /// the parent snapshot's version. Outer error: the repository failed
+    /// (abort). Inner error: the file could not be read (report and skip).
     fn start_read(
         &mut self,
         path: &Path,
         listed_bytes: u64,
         parent_chunks: Option<Vec<ContentRef>>,
+        opened: Option<std::fs::File>,
     ) -> Result<std::io::Result<Arc<PendingFile>>> {
-        use std::io::Read;
-        let mut file = match open_noatime(path) {
+        let min = u64::from(self.repo.config().chunker.min_bytes);
+        let mut file = match opened.map_or_else(|| open_noatime(path), Ok) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };
-        let min = u64::from(self.repo.config().chunker.min_bytes);
         if listed_bytes > min {
             return Ok(Ok(self.file_chunker.chunk(file, Vec::new(), parent_chunks)));
         }
-        let mut head = self.saver.buffer();
-        if let Err(e) = (&mut file).take(min + 1).read_to_end(&mut head) {
-            self.saver.recycle(head);
-            return Ok(Err(e));
-        }
+        let head = match readahead::read_head(&mut file, listed_bytes, min, self.saver.buffer()) {
+            Ok(head) => head,
+            Err(e) => return Ok(Err(e)),
+        };
         if head.len() as u64 > min {
             return Ok(Ok(self.file_chunker.chunk(file, head, parent_chunks)));
         }
+        self.save_small(head)
+    }
+
+    /// Hands a file read whole (and not longer than the shortest chunk) to
+    /// the saver as one blob.
+    fn save_small(&mut self, head: Vec<u8>) -> Result<std::io::Result<Arc<PendingFile>>> {
         let ids = PendingIds::new();
         let lengths = match head.len() {
             0 => {
