@@ -19,6 +19,7 @@ use std::thread::Scope;
 
 use super::cut_scout::{CutScouts, SEGMENT_BYTES};
 use super::parent_chunks::ParentChunks;
+use super::readahead::HintedReader;
 use crate::chunker::{is_all_zero, StreamChunker};
 use crate::error::Result;
 use crate::id::BlobId;
@@ -249,7 +250,8 @@ impl Cutter<'_> {
             let len = file.metadata().ok()?.len();
             (len >= MIN_SCOUTED_BYTES).then(|| scouts.start(Arc::clone(&file), len))
         });
-        let mut stream = std::io::Cursor::new(head).chain(&*file);
+        let read = head.len() as u64;
+        let mut stream = std::io::Cursor::new(head).chain(HintedReader::new(&file, read));
         let mut parent = job.parent.take().and_then(ParentChunks::new);
         chunker.reset();
         let mut lengths = Vec::new();
