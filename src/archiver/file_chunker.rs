@@ -75,18 +75,22 @@ pub(super) struct PendingFile {
 
 impl PendingFile {
     fn new(ids: Arc<PendingIds>) -> Arc<PendingFile> {
+        PendingFile::with_lengths(ids, None)
+    }
+
+    fn with_lengths(ids: Arc<PendingIds>, lengths: Option<Cut>) -> Arc<PendingFile> {
         Arc::new(PendingFile {
             ids,
-            lengths: Mutex::new(None),
+            lengths: Mutex::new(lengths),
             cut: Condvar::new(),
         })
     }
 
-    /// A file whose chunks were all handed to the saver already.
+    /// A file whose chunks were all handed to the saver already (nobody
+    /// can wait for it yet: no notification, which would be a system call
+    /// per small file).
     pub(super) fn cut(ids: Arc<PendingIds>, lengths: Vec<u32>) -> Arc<PendingFile> {
-        let pending = PendingFile::new(ids);
-        pending.finish(Ok(Ok(lengths)));
-        pending
+        PendingFile::with_lengths(ids, Some(Ok(Ok(lengths))))
     }
 
     fn finish(&self, cut: Cut) {
