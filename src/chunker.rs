@@ -9,7 +9,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{cut_gear, get_gear_with_seed, logarithm2, Normalization, MASKS};
+use fastcdc::v2020::{get_gear_with_seed, logarithm2, Normalization, MASKS};
 use serde::{Deserialize, Serialize};
 
 /// Chunk size bounds, fixed at `init` and stored in the encrypted config.
@@ -47,7 +47,17 @@ impl ChunkerParams {
     }
 }
 
-/// FastCDC 2020 cut points for one parameter set and gear seed.
+/// FastCDC 2020 cut points for one parameter set and gear seed: the search
+/// of `fastcdc::v2020::cut_gear` (a test holds them to the same cuts), with
+/// two shortcuts that the crate's function has no way to take.
+///
+/// - A search can resume past bytes a shorter look found no cut in (the
+///   chunker looks at 4 MiB first and at 8 MiB only when that found none):
+///   the hash at any point depends only on the 64 bytes before it, so it is
+///   rebuilt from those instead of from the chunk's start.
+/// - Runs of zeros are skipped once the hash has settled on them: 32 pairs
+///   of zeros leave it at a fixed value (`zero_hash`) that stays there, so
+///   the rest of the run either cuts at once or not at all.
 #[derive(Clone)]
 struct Cutter {
     min: usize,
@@ -61,6 +71,12 @@ struct Cutter {
     /// more than `max` bytes, so this is its cut wherever the next `max`
     /// bytes are zero.
     zero_cut: usize,
+    /// The hash after 32 pairs of zero bytes, and after any more.
+    zero_hash: u64,
+    /// Whether a run of zeros cuts once the hash has settled on it, before
+    /// `avg` and after it.
+    zeros_cut_short: bool,
+    zeros_cut_long: bool,
 }
 
 impl Cutter {
@@ -68,15 +84,24 @@ impl Cutter {
         let bits = logarithm2(params.avg_bytes);
         let normalization = Normalization::Level1.bits();
         let (gear, gear_ls) = get_gear_with_seed(seed);
+        let mask_s = MASKS[(bits + normalization) as usize];
+        let mask_l = MASKS[(bits - normalization) as usize];
+        let zero_pair = gear_ls[0].wrapping_add(gear[0]);
+        let zero_hash = (0..32).fold(0u64, |hash, _| (hash << 2).wrapping_add(zero_pair));
+        let half_zero_hash = (zero_hash << 2).wrapping_add(gear_ls[0]);
+        let zeros_cut = |mask: u64| half_zero_hash & (mask << 1) == 0 || zero_hash & mask == 0;
         let mut cutter = Cutter {
             min: params.min_bytes as usize,
             avg: params.avg_bytes as usize,
             max: params.max_bytes as usize,
-            mask_s: MASKS[(bits + normalization) as usize],
-            mask_l: MASKS[(bits - normalization) as usize],
+            mask_s,
+            mask_l,
             gear,
             gear_ls,
             zero_cut: 0,
+            zero_hash,
+            zeros_cut_short: zeros_cut(mask_s),
+            zeros_cut_long: zeros_cut(mask_l),
         };
         cutter.zero_cut = cutter.cut(&vec![0; cutter.max]);
         cutter
@@ -84,20 +109,88 @@ impl Cutter {
 
     /// Length of the first chunk of `data`.
     fn cut(&self, data: &[u8]) -> usize {
-        let (_, len) = cut_gear(
-            data,
-            self.min,
-            self.avg,
-            self.max,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-            &self.gear,
-            &self.gear_ls,
-        );
-        len
+        self.cut_after(data, 0)
     }
+
+    /// Length of the first chunk of `data`, given that none ends before
+    /// `clear`: a length that a look at fewer of the same bytes returned
+    /// for finding no cut.
+    fn cut_after(&self, data: &[u8], clear: usize) -> usize {
+        let mut remaining = data.len();
+        if remaining <= self.min {
+            return remaining;
+        }
+        let mut center = self.avg;
+        if remaining > self.max {
+            remaining = self.max;
+        } else if remaining < center {
+            center = remaining;
+        }
+        // Positions go by pairs of bytes, from half the shortest chunk.
+        let (first, center, end) = (self.min / 2, center / 2, remaining / 2);
+        let resume = (clear / 2).clamp(first, end);
+        let mut hash = 0u64;
+        for index in resume.saturating_sub(32).max(first)..resume {
+            hash = (hash << 2)
+                .wrapping_add(self.gear_ls[data[2 * index] as usize])
+                .wrapping_add(self.gear[data[2 * index + 1] as usize]);
+        }
+        let short = (self.mask_s, self.zeros_cut_short);
+        let long = (self.mask_l, self.zeros_cut_long);
+        self.search(data, resume..center, &mut hash, short)
+            .or_else(|| self.search(data, resume.max(center)..end, &mut hash, long))
+            .unwrap_or(remaining)
+    }
+
+    /// The first cut among the pairs `indices`, checked with `mask` (and
+    /// the same shifted for a pair's first byte), from `hash`. Runs of
+    /// zeros are looked for between blocks of 64 pairs, which keeps the
+    /// loop over each block as tight as the crate's.
+    fn search(
+        &self,
+        data: &[u8],
+        indices: std::ops::Range<usize>,
+        hash: &mut u64,
+        (mask, zeros_cut): (u64, bool),
+    ) -> Option<usize> {
+        let (mut index, end) = (indices.start, indices.end);
+        let mask_ls = mask << 1;
+        while index < end {
+            if *hash == self.zero_hash && !zeros_cut && data[2 * index] == 0 {
+                // Settled on zeros, which cannot cut here: skip them, but
+                // for the pair that ends them.
+                let zeros = zeros_at_start(&data[2 * index..2 * end]);
+                if zeros >= 2 {
+                    index += zeros / 2;
+                    continue;
+                }
+            }
+            let block_end = (index + 64).min(end);
+            let block = &data[2 * index..2 * block_end];
+            for (pair, bytes) in block.chunks_exact(2).enumerate() {
+                *hash = (*hash << 2).wrapping_add(self.gear_ls[bytes[0] as usize]);
+                if *hash & mask_ls == 0 {
+                    return Some(2 * (index + pair));
+                }
+                *hash = hash.wrapping_add(self.gear[bytes[1] as usize]);
+                if *hash & mask == 0 {
+                    return Some(2 * (index + pair) + 1);
+                }
+            }
+            index = block_end;
+        }
+        None
+    }
+}
+
+/// How many bytes at the start of `bytes` are zero.
+fn zeros_at_start(bytes: &[u8]) -> usize {
+    let zero_blocks = bytes
+        .chunks_exact(256)
+        .take_while(|block| is_all_zero(block))
+        .count();
+    let rest = &bytes[zero_blocks * 256..];
+    zero_blocks * 256 + rest.iter().position(|&b| b != 0).unwrap_or(rest.len())
 }
 
 /// Splits streams into chunks, one stream after another, reusing its window.
@@ -142,7 +235,8 @@ impl StreamChunker {
     /// Bytes looked at before trying a cut. A cut found strictly inside
     /// them is the cut the whole stream would give (FastCDC only looks
     /// ahead up to its cut, once at least `avg` bytes are there); a chunk
-    /// longer than this needs a second look with `max` bytes.
+    /// longer than this needs a second look with `max` bytes (which goes
+    /// on from where the first one ended).
     fn first_look(&self) -> usize {
         self.cutter.max.min(4 * self.cutter.avg)
     }
@@ -185,6 +279,8 @@ impl StreamChunker {
             }
         }
         let mut want = self.first_look();
+        // Bytes a first look found no cut in.
+        let mut clear = 0;
         loop {
             self.fill(reader, want)?;
             let available = &self.window[self.start..self.end];
@@ -204,11 +300,12 @@ impl StreamChunker {
                     continue;
                 }
             }
-            let len = self.cutter.cut(available);
+            let len = self.cutter.cut_after(available, clear);
             let certain = self.eof || available.len() >= self.cutter.max || len < available.len();
             if certain {
                 return Ok(Some(self.take(len)));
             }
+            clear = len;
             want = self.cutter.max;
         }
     }
@@ -447,6 +544,113 @@ mod tests {
                 .unwrap();
             assert_eq!(ours.len(), theirs.len(), "seed {seed}");
             assert!(ours == theirs, "seed {seed}");
+        }
+    }
+
+    fn tiny() -> ChunkerParams {
+        ChunkerParams {
+            min_bytes: 64,
+            avg_bytes: 256,
+            max_bytes: 1024,
+        }
+    }
+
+    fn fastcdc_cut(cutter: &Cutter, data: &[u8]) -> usize {
+        fastcdc::v2020::cut_gear(
+            data,
+            cutter.min,
+            cutter.avg,
+            cutter.max,
+            cutter.mask_s,
+            cutter.mask_l,
+            cutter.mask_s << 1,
+            cutter.mask_l << 1,
+            &cutter.gear,
+            &cutter.gear_ls,
+        )
+        .1
+    }
+
+    /// Random bytes with runs of zeros: short and long ones, before and
+    /// after `avg`, reaching the end or not.
+    fn with_zero_runs(round: u32) -> Vec<u8> {
+        let mut data = pseudo_random(1500, (round % 251) as u8);
+        let word = |k: u32| {
+            u32::from_le_bytes(
+                *blake3::hash(&[k.to_le_bytes(), round.to_le_bytes()].concat())
+                    .as_bytes()
+                    .first_chunk()
+                    .unwrap(),
+            )
+        };
+        for run in 0..word(0) % 4 {
+            let at = (word(2 * run + 1) % 1500) as usize;
+            let len = (word(2 * run + 2) % 700) as usize;
+            data[at..(at + len).min(1500)].fill(0);
+        }
+        data
+    }
+
+    /// Our search and the crate's cut at the same places, also in runs of
+    /// zeros, with seeds whose settled zeros cut before `avg`, after it,
+    /// and never.
+    #[test]
+    fn cuts_are_fastcdcs_also_in_runs_of_zeros() {
+        let cutters: Vec<Cutter> = (0..2000u64)
+            .map(|k| Cutter::new(tiny(), k.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let pick = |f: &dyn Fn(&Cutter) -> bool| cutters.iter().find(|c| f(c)).unwrap();
+        let chosen = [
+            pick(&|c| c.zeros_cut_short),
+            pick(&|c| c.zeros_cut_long && !c.zeros_cut_short),
+            pick(&|c| !c.zeros_cut_long && !c.zeros_cut_short),
+        ];
+        let mut skipped = 0;
+        for cutter in chosen {
+            for round in 0..3000 {
+                let data = with_zero_runs(round);
+                for start in [0, 7, 300] {
+                    let data = &data[start..];
+                    assert_eq!(cutter.cut(data), fastcdc_cut(cutter, data), "round {round}");
+                }
+                skipped += usize::from(zeros_at_start(&data[600..]) > 200);
+            }
+        }
+        assert!(skipped > 100, "too few long zero runs: {skipped}");
+    }
+
+    /// A search resumed where a shorter look found no cut finds the cut
+    /// the whole search finds.
+    #[test]
+    fn a_resumed_search_cuts_where_a_whole_one_does() {
+        let mut resumed = 0;
+        for seed in 0..20 {
+            let cutter = Cutter::new(tiny(), seed);
+            for round in 0..300 {
+                let data = with_zero_runs(round * 7 + 1);
+                let whole = cutter.cut(&data);
+                for clear in (65..data.len()).step_by(37) {
+                    if cutter.cut(&data[..clear]) == clear {
+                        assert_eq!(
+                            cutter.cut_after(&data, clear),
+                            whole,
+                            "seed {seed} round {round}"
+                        );
+                        resumed += 1;
+                    }
+                }
+            }
+        }
+        assert!(resumed > 1000, "{resumed}");
+    }
+
+    #[test]
+    fn zeros_at_the_start_are_counted() {
+        for len in [0, 1, 255, 256, 257, 1000] {
+            let mut bytes = vec![0; len];
+            assert_eq!(zeros_at_start(&bytes), len);
+            bytes.extend_from_slice(&[0, 3, 0]);
+            assert_eq!(zeros_at_start(&bytes), len + 1);
         }
     }
 
