@@ -11,9 +11,10 @@ fn main() -> std::process::ExitCode {
 
 /// Raises the soft limit on open descriptors to the hard one (at most
 /// 65536), as Go programs such as restic do: the index keeps up to 256
-/// files open and the snapshot's read-ahead 128, close to the usual soft
-/// limit of 1024, and a limit met halfway through a backup fails files
-/// that could have been read. Where it cannot be raised, it stays.
+/// files open and the snapshot's read-ahead up to 128, and under a low soft
+/// limit (containers and services set 256 or less) a backup would fail
+/// files it could have read. Where it cannot be raised, it stays, and the
+/// read-ahead keeps fewer open.
 fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

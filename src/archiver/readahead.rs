@@ -34,6 +34,10 @@ const FILE_BYTES: u64 = 8 << 20;
 /// descriptors (which the binary raises; the index keeps up to 256 open).
 const OPEN_FILES: usize = 128;
 
+/// Helper threads: they mostly wait for the disk, and a disk (or virtual
+/// disk) serves several requests at once.
+const THREADS: usize = 4;
+
 /// `OPEN_FILES`, or fewer under a low limit on descriptors.
 fn open_files_allowed() -> usize {
     let mut limit = libc::rlimit {
@@ -47,9 +51,6 @@ fn open_files_allowed() -> usize {
     }
     usize::try_from(limit.rlim_cur / 8).map_or(OPEN_FILES, |n| n.clamp(4, OPEN_FILES))
 }
-/// Helper threads: they mostly wait for the disk, and a disk (or virtual
-/// disk) serves several requests at once.
-const THREADS: usize = 4;
 
 /// A file the archiver will read soon, and its size when listed.
 #[derive(Debug, PartialEq, Eq)]
