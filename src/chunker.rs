@@ -613,6 +613,14 @@ mod tests {
                     let data = &data[start..];
                     assert_eq!(cutter.cut(data), fastcdc_cut(cutter, data), "round {round}");
                 }
+                // Shorter than the shortest chunk, than `avg`, than `max`.
+                let len = (round as usize * 13) % data.len();
+                let prefix = &data[..len];
+                assert_eq!(
+                    cutter.cut(prefix),
+                    fastcdc_cut(cutter, prefix),
+                    "{len} bytes"
+                );
                 skipped += usize::from(zeros_at_start(&data[600..]) > 200);
             }
         }
