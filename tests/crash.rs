@@ -75,13 +75,11 @@ fn kill_nine_at_many_points_loses_nothing() {
         let probe = env.path(&format!("probe-repo-{n}"));
         copy_dir(&pristine, &probe);
         let started = Instant::now();
-        let out = env
-            .cmd()
-            .env("CAIRN_REPOSITORY", &probe)
-            .env("CAIRN_CACHE_DIR", env.path(&format!("probe-cache-{n}")))
-            .args(["snapshot", "--quiet", s])
-            .output()
-            .unwrap();
+        let out = env.run_in(
+            &probe,
+            &env.path(&format!("probe-cache-{n}")),
+            &["snapshot", "--quiet", s],
+        );
         assert_success(&out, &["snapshot probe"]);
         started.elapsed()
     };
@@ -104,9 +102,7 @@ fn kill_nine_at_many_points_loses_nothing() {
             copy_dir(&pristine, &repo);
             let started = Instant::now();
             let mut child = env
-                .cmd()
-                .env("CAIRN_REPOSITORY", &repo)
-                .env("CAIRN_CACHE_DIR", &cache)
+                .cmd_in(&repo, &cache)
                 .args(["snapshot", "--quiet", s])
                 .spawn()
                 .unwrap();
@@ -123,13 +119,7 @@ fn kill_nine_at_many_points_loses_nothing() {
             }
             full = full.min(started.elapsed()).max(Duration::from_millis(20));
         }
-        let out = env
-            .cmd()
-            .env("CAIRN_REPOSITORY", &repo)
-            .env("CAIRN_CACHE_DIR", &cache)
-            .args(["verify"])
-            .output()
-            .unwrap();
+        let out = env.run_in(&repo, &cache, &["verify"]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -139,13 +129,11 @@ fn kill_nine_at_many_points_loses_nothing() {
         );
         let target = env.path(&format!("restored-base-{point}"));
         let spec = format!("{}:{}", &base_id[..8], base.display());
-        let out = env
-            .cmd()
-            .env("CAIRN_REPOSITORY", &repo)
-            .env("CAIRN_CACHE_DIR", &cache)
-            .args(["restore", &spec, "--target", target.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = env.run_in(
+            &repo,
+            &cache,
+            &["restore", &spec, "--target", target.to_str().unwrap()],
+        );
         assert_success(&out, &["restore base after kill"]);
         assert_same_tree(&base, &target);
         std::fs::remove_dir_all(&target).unwrap();
@@ -167,13 +155,7 @@ fn kill_nine_at_many_points_loses_nothing() {
         .unwrap()
         .clone();
     let stored_by_killed_run = stored(&repo);
-    let out = env
-        .cmd()
-        .env("CAIRN_REPOSITORY", &repo)
-        .env("CAIRN_CACHE_DIR", &cache)
-        .args(["snapshot", "--json", s])
-        .output()
-        .unwrap();
+    let out = env.run_in(&repo, &cache, &["snapshot", "--json", s]);
     assert_success(&out, &["snapshot after kill"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let uploaded = v["summary"]["uploaded_bytes"].as_u64().unwrap();
@@ -189,26 +171,18 @@ fn kill_nine_at_many_points_loses_nothing() {
         "re-uploaded {uploaded} of {source} bytes although {stored_by_killed_run} were stored"
     );
     let target = env.path("restored-src");
-    let out = env
-        .cmd()
-        .env("CAIRN_REPOSITORY", &repo)
-        .env("CAIRN_CACHE_DIR", &cache)
-        .args([
+    let out = env.run_in(
+        &repo,
+        &cache,
+        &[
             "restore",
             &format!("latest:{s}"),
             "--target",
             target.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_success(&out, &["restore after kill"]);
     assert_same_tree(&src, &target);
-    let out = env
-        .cmd()
-        .env("CAIRN_REPOSITORY", &repo)
-        .env("CAIRN_CACHE_DIR", &cache)
-        .args(["verify", "--read-data"])
-        .output()
-        .unwrap();
+    let out = env.run_in(&repo, &cache, &["verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(0));
 }

@@ -168,11 +168,18 @@ pub fn dir_bytes(p: &Path) -> u64 {
 }
 
 impl TestEnv {
+    /// A `cairn` command on another repository and cache than the default
+    /// ones.
+    pub fn cmd_in(&self, repo: &Path, cache: &Path) -> Command {
+        let mut cmd = self.cmd();
+        cmd.env("CAIRN_REPOSITORY", repo)
+            .env("CAIRN_CACHE_DIR", cache);
+        cmd
+    }
+
     /// Runs cairn on another repository and cache than the default ones.
     pub fn run_in(&self, repo: &Path, cache: &Path, args: &[&str]) -> Output {
-        self.cmd()
-            .env("CAIRN_REPOSITORY", repo)
-            .env("CAIRN_CACHE_DIR", cache)
+        self.cmd_in(repo, cache)
             .args(args)
             .output()
             .expect("run cairn")
