@@ -15,8 +15,10 @@
 //!
 //! Scouts run at the kernel's idle priority (`SCHED_IDLE`): they only use
 //! a core that the saver's workers, the chunker and the readers leave
-//! idle, which is why they pay even on two cores (at the end of a large
-//! file, say, whose chunks are all known, the workers wait for the chunker).
+//! idle (at the end of a large file, say, whose chunks are all known, the
+//! workers wait for the chunker). How many a machine gets is
+//! `file_chunker::default_scouts`: none on two cores, where such idle
+//! moments became too rare to pay for a scout's memory.
 //! So that a scout the scheduler starves never holds the chunker up, the
 //! chunker does not wait for a segment a scout is still at: it takes the
 //! segment over and the scout's work there is dropped. The board's lock is

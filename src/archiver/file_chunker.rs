@@ -42,19 +42,20 @@ const QUEUED_FILES: usize = 8;
 const MAX_SCOUTS: usize = 3;
 
 /// How many scouts help the chunker by default: one per two cores beyond
-/// the first two, and one on two cores. Scouts only use idle cores
-/// (`cut_scout`), so on two they cost next to nothing while the saver's
-/// workers are busy, and take the chunker's place where they wait for it:
-/// measured on the benchmark corpus, the first snapshot went from
-/// 2.95–3.27 s to 2.65–2.75 s, the CPU time the same. (At normal priority
-/// a scout on two cores made large files no faster and cost 30% more CPU
-/// time on an older machine.)
+/// the first two, none on two. Scouts only use idle cores (`cut_scout`),
+/// and on two cores there are too few of those: once the chunker skipped
+/// runs of zeros and asked the kernel to read ahead of it, one scout no
+/// longer made the benchmark corpus's first snapshot faster (2.88–3.22 s
+/// against 2.90–3.09 s without, 4 alternating rounds; its disk image, logs
+/// and archive alone the same), and it cost 5% more CPU time and about
+/// 12 MiB more peak memory (its window, and its reads of what the chunker
+/// reads again). It did pay before those two changes (2.65–2.75 s against
+/// 2.95–3.27 s), and still does where a core idles beside the chunker: on
+/// a file in the page cache, criterion's file chunker cuts 4.09 GiB/s with
+/// one, 2.81 without.
 pub(super) fn default_scouts() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 2)
-        .saturating_sub(1)
-        .max(usize::from(cores >= 2))
-        .min(MAX_SCOUTS)
+    (cores / 2).saturating_sub(1).min(MAX_SCOUTS)
 }
 
 /// Files shorter than this are cut by the chunker alone: scouts leave it the
