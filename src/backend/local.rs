@@ -52,6 +52,28 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Syncs a staged pack and then tells the kernel its pages need not stay
+/// cached. A pack is written once and read back rarely (restore, verify,
+/// prune), and a snapshot writes hundreds of MiB of them: cached, they
+/// would push out what the machine's own programs use. Memory freed now is
+/// also what the kernel hands out next, warm, where on a VM whose host
+/// takes free memory back (a balloon's free page reporting, as on this
+/// project's test machine) a fresh page costs a fault in the host: the
+/// first snapshot of the benchmark corpus went from 2.95 to 2.60 s, its
+/// system time from 1.86 to 1.43 s (4 alternating rounds).
+fn sync_and_uncache(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = File::open(path)?;
+    file.sync_all()?;
+    // SAFETY: the descriptor is open for the duration of the call; the
+    // advice has no effect on memory safety. Its result is only advice
+    // taken or not: the pack is on disk either way.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+    Ok(())
+}
+
 const TEMPORARY_PREFIX: &str = ".tmp-";
 
 fn is_temporary(file_name: &str) -> bool {
@@ -219,7 +241,7 @@ impl Backend for LocalBackend {
     fn store_file(&self, name: &str, staged: &Path) -> Result<()> {
         let (path, dir) = self.prepare_object_path(name)?;
         let result = (|| -> std::io::Result<()> {
-            File::open(staged)?.sync_all()?;
+            sync_and_uncache(staged)?;
             fs::rename(staged, &path)?;
             sync_dir(&dir)
         })();
