@@ -338,3 +338,56 @@ fn a_low_soft_limit_on_open_files_is_raised() {
     env.restore("latest", &target);
     common::assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
 }
+
+/// Pages of `path` in the page cache, by `mincore` on a mapping of it.
+fn cached_pages(path: &std::path::Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let mut resident = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: a private read-only mapping of a file nobody changes while
+    // the test looks at it, unmapped before returning.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED, "mmap {}", path.display());
+        assert_eq!(libc::mincore(map, len, resident.as_mut_ptr()), 0);
+        libc::munmap(map, len);
+    }
+    resident.iter().filter(|&&page| page & 1 == 1).count()
+}
+
+/// The packs a snapshot stores in a local repository do not stay in the
+/// page cache (written once, read back rarely: see `backend::local`), and
+/// they read back whole all the same.
+#[test]
+fn stored_packs_leave_the_page_cache() {
+    let env = common::TestEnv::new();
+    // On the build directory's file system: a tmpfs keeps all its pages.
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (repo, cache) = (disk.path().join("repo"), disk.path().join("cache"));
+    let mut init = vec!["init"];
+    init.extend_from_slice(&common::CHEAP_KDF);
+    common::assert_success(&env.run_in(&repo, &cache, &init), &init);
+    let src = env.path("src");
+    common::write(&src.join("big"), &common::random_bytes(6 << 20, 7));
+    let snapshot = ["snapshot", src.to_str().unwrap()];
+    common::assert_success(&env.run_in(&repo, &cache, &snapshot), &snapshot);
+    let packs = common::files_under(&repo.join("data"));
+    assert!(!packs.is_empty(), "the snapshot stored packs");
+    let pack_bytes: u64 = packs.iter().map(|p| p.metadata().unwrap().len()).sum();
+    assert!(pack_bytes >= 6 << 20, "{pack_bytes} bytes of packs");
+    for pack in &packs {
+        assert_eq!(cached_pages(pack), 0, "{} is cached", pack.display());
+    }
+    let target = env.path("restored");
+    let restore = ["restore", "latest", "--target", target.to_str().unwrap()];
+    common::assert_success(&env.run_in(&repo, &cache, &restore), &restore);
+    common::assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}
