@@ -344,7 +344,9 @@ fn cached_pages(path: &std::path::Path) -> usize {
     use std::os::fd::AsRawFd;
     let file = std::fs::File::open(path).unwrap();
     let len = file.metadata().unwrap().len() as usize;
-    let mut resident = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let mut resident = vec![0u8; len.div_ceil(page)];
     // SAFETY: a private read-only mapping of a file nobody changes while
     // the test looks at it, unmapped before returning.
     unsafe {
