@@ -5,32 +5,8 @@ mod cli;
 
 fn main() -> std::process::ExitCode {
     tune_malloc();
-    raise_open_file_limit();
+    cli::open_files::raise();
     cli::main()
-}
-
-/// Raises the soft limit on open descriptors to the hard one (at most
-/// 65536), as Go programs such as restic do: the index keeps up to 256
-/// files open and the snapshot's read-ahead up to 128, and under a low soft
-/// limit (containers and services set 256 or less) a backup would fail
-/// files it could have read. Where it cannot be raised, it stays, and the
-/// read-ahead keeps fewer open.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct
-    // passed, which lives for the duration of the calls.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            let wanted = limit.rlim_max.min(65536);
-            if limit.rlim_cur < wanted {
-                limit.rlim_cur = wanted;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-        }
-    }
 }
 
 /// Two settings of glibc's allocator that keep the snapshot's peak RSS

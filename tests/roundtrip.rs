@@ -339,6 +339,41 @@ fn a_low_soft_limit_on_open_files_is_raised() {
     common::assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
 }
 
+/// The raised limit on open files is `cairn`'s own: a password command
+/// starts with the soft limit `cairn` was started with.
+#[test]
+fn a_password_command_gets_the_limit_on_open_files_cairn_started_with() {
+    use std::os::unix::process::CommandExt;
+    let env = common::TestEnv::new();
+    env.init();
+    let seen = env.path("seen-limit");
+    let command = format!(
+        "ulimit -Sn > '{}'; echo '{}'",
+        seen.display(),
+        common::PASSWORD
+    );
+    let mut cmd = env.cmd();
+    cmd.args(["--password-command", &command, "snapshots"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing
+    // else of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = 200.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    common::assert_success(&out, &["--password-command", "snapshots"]);
+    let limit = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(limit.trim(), "200", "the password command's soft limit");
+}
+
 /// Pages of `path` in the page cache, by `mincore` on a mapping of it.
 fn cached_pages(path: &std::path::Path) -> usize {
     use std::os::fd::AsRawFd;

@@ -116,10 +116,12 @@ pub fn password(g: &GlobalArgs, confirm: bool) -> anyhow::Result<Zeroizing<Strin
         return Ok(Zeroizing::new(first_line(&text)));
     }
     if let Some(command) = &g.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c")
             .arg(command)
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit());
+        super::open_files::restore_for(&mut sh);
+        let out = sh
             .output()
             .with_context(|| format!("running password command {command:?}"))?;
         if !out.status.success() {

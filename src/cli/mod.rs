@@ -7,6 +7,7 @@ mod cat;
 mod env;
 mod forget;
 mod key;
+pub mod open_files;
 mod output;
 mod profile;
 mod progress_bar;
