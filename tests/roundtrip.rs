@@ -301,12 +301,31 @@ fn changed_attributes_and_link_targets_reach_the_next_snapshot() {
     }
 }
 
+/// Makes `cmd` start with a soft limit of `soft` open files (or the hard
+/// limit, if that is lower), as if run from a shell that set it so.
+fn start_with_soft_open_files_limit(cmd: &mut std::process::Command, soft: libc::rlim_t) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getrlimit and setrlimit are async-signal-safe; the closure
+    // touches nothing else of the parent's.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = soft.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+}
+
 /// Run from a shell whose soft limit on open files is low, a snapshot of
 /// many small files still reads every one: the binary raises the limit to
 /// the hard one (the read-ahead alone keeps 128 files open).
 #[test]
 fn a_low_soft_limit_on_open_files_is_raised() {
-    use std::os::unix::process::CommandExt;
     let env = common::TestEnv::new();
     env.init();
     let src = env.path("src");
@@ -318,20 +337,7 @@ fn a_low_soft_limit_on_open_files_is_raised() {
     }
     let mut cmd = env.cmd();
     cmd.args(["snapshot", src.to_str().unwrap()]);
-    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing
-    // else of the parent's.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-            limit.rlim_cur = 40.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
+    start_with_soft_open_files_limit(&mut cmd, 40);
     let out = cmd.output().unwrap();
     common::assert_success(&out, &["snapshot (soft limit of 40 open files)"]);
     let target = env.path("restored");
@@ -343,7 +349,6 @@ fn a_low_soft_limit_on_open_files_is_raised() {
 /// starts with the soft limit `cairn` was started with.
 #[test]
 fn a_password_command_gets_the_limit_on_open_files_cairn_started_with() {
-    use std::os::unix::process::CommandExt;
     let env = common::TestEnv::new();
     env.init();
     let seen = env.path("seen-limit");
@@ -354,20 +359,7 @@ fn a_password_command_gets_the_limit_on_open_files_cairn_started_with() {
     );
     let mut cmd = env.cmd();
     cmd.args(["--password-command", &command, "snapshots"]);
-    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing
-    // else of the parent's.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-            limit.rlim_cur = 200.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
+    start_with_soft_open_files_limit(&mut cmd, 200);
     let out = cmd.output().unwrap();
     common::assert_success(&out, &["--password-command", "snapshots"]);
     let limit = std::fs::read_to_string(&seen).unwrap();
