@@ -397,18 +397,17 @@ fn cached_pages(path: &std::path::Path) -> usize {
 /// they read back whole all the same.
 #[test]
 fn stored_packs_leave_the_page_cache() {
-    let env = common::TestEnv::new();
-    // On the build directory's file system: a tmpfs keeps all its pages.
+    let mut env = common::TestEnv::new();
+    // The repository on the build directory's file system: a tmpfs keeps
+    // all its pages.
     let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (repo, cache) = (disk.path().join("repo"), disk.path().join("cache"));
-    let mut init = vec!["init"];
-    init.extend_from_slice(&common::CHEAP_KDF);
-    common::assert_success(&env.run_in(&repo, &cache, &init), &init);
+    env.repo = disk.path().join("repo");
+    env.cache = disk.path().join("cache");
+    env.init();
     let src = env.path("src");
     common::write(&src.join("big"), &common::random_bytes(6 << 20, 7));
-    let snapshot = ["snapshot", src.to_str().unwrap()];
-    common::assert_success(&env.run_in(&repo, &cache, &snapshot), &snapshot);
-    let packs = common::files_under(&repo.join("data"));
+    env.snapshot(&[src.to_str().unwrap()]);
+    let packs = common::files_under(&env.repo.join("data"));
     assert!(!packs.is_empty(), "the snapshot stored packs");
     let pack_bytes: u64 = packs.iter().map(|p| p.metadata().unwrap().len()).sum();
     assert!(pack_bytes >= 6 << 20, "{pack_bytes} bytes of packs");
@@ -416,7 +415,6 @@ fn stored_packs_leave_the_page_cache() {
         assert_eq!(cached_pages(pack), 0, "{} is cached", pack.display());
     }
     let target = env.path("restored");
-    let restore = ["restore", "latest", "--target", target.to_str().unwrap()];
-    common::assert_success(&env.run_in(&repo, &cache, &restore), &restore);
+    env.restore("latest", &target);
     common::assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
 }
